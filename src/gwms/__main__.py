@@ -1,0 +1,3 @@
+from gwms.cli.main import main
+
+main()

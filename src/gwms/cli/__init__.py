@@ -1,0 +1,1 @@
+"""The ``gwms`` command: one module per command group, loaded lazily."""

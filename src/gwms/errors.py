@@ -12,6 +12,8 @@ class GwmsError(Exception):
     """An error with a message meant for the person at the keyboard."""
 
     exit_code: int = 1
+    #: The HTTP status a service answers with when a request causes this error.
+    http_status: int = 400
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -27,6 +27,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "frontend": ("gwms.cli.frontend", "frontend", "The frontend: turns idle jobs into glidein requests."),
     "logs": ("gwms.cli.logs", "logs", "The log monitor: index, anonymize, search glidein logs."),
     "web": ("gwms.cli.web", "web", "The web UI: dashboards for pool, factory, frontend, logs."),
+    "up": ("gwms.cli.up", "up", "Start the whole system on this machine (embedded deployment)."),
+    "down": ("gwms.cli.up", "down", "Stop what `gwms up` started."),
+    "submit": ("gwms.cli.jobs", "submit", "Queue jobs from an HTCondor submit file."),
+    "q": ("gwms.cli.jobs", "q", "List queued jobs (condor_q)."),
+    "rm": ("gwms.cli.jobs", "rm", "Remove jobs (condor_rm)."),
+    "hold": ("gwms.cli.jobs", "hold", "Hold jobs (condor_hold)."),
+    "release": ("gwms.cli.jobs", "release", "Release held jobs (condor_release)."),
+    "qedit": ("gwms.cli.jobs", "qedit", "Change an attribute of jobs (condor_qedit)."),
+    "history": ("gwms.cli.jobs", "history", "Completed and removed jobs (condor_history)."),
+    "status": ("gwms.cli.status", "status", "Ads in the collector: slots, schedds, ... (condor_status)."),
     "security": ("gwms.cli.security", "security", "Keys, certificates and tokens."),
     "config": ("gwms.cli.config", "config", "Check and convert configuration files."),
 }
@@ -81,6 +91,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:  # one line per HTTP request is noise for a person at a terminal
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> Any:

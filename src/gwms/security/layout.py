@@ -110,6 +110,44 @@ class SecurityLayout:
         """The administrator token."""
         return read_token_file(self.admin_token_path)
 
+    def mint_token(
+        self,
+        user: str,
+        token_scopes: Iterable[str],
+        *,
+        lifetime: timedelta = timedelta(days=1),
+        audience: str | None = None,
+    ) -> str:
+        """Issue a token for ``user@<trust domain>`` with the pool signing key.
+
+        Services started on the pool's own machine use this to get their daemon tokens
+        (``schedd@domain`` with ADVERTISE_SCHEDD, ...) instead of reading token files.
+        """
+        key = load_or_create_signing_key(self.keys_dir, POOL_KEY_ID)
+        domain = self.trust_domain()
+        return issue_token(
+            key,
+            issuer=domain,
+            subject=f"{user}@{domain}",
+            scopes=sorted(token_scopes),
+            lifetime=lifetime,
+            audience=audience,
+        )
+
+
+def ensure_pool_keys(directory: str | os.PathLike[str]) -> SecurityLayout:
+    """Make sure ``directory`` has a pool signing key and trust domain; return its layout.
+
+    What a service started with ``--data DIR`` calls before it verifies tokens: missing
+    pieces are created (the trust domain is this host's name), existing ones are kept.
+    """
+    layout = SecurityLayout(Path(directory))
+    if not layout.signing_key_path.exists():
+        load_or_create_signing_key(layout.keys_dir, POOL_KEY_ID)
+    if load_trust_domain(layout.keys_dir) is None:
+        save_trust_domain(layout.keys_dir, default_trust_domain())
+    return layout
+
 
 @dataclass(frozen=True)
 class InitStep:

@@ -489,3 +489,19 @@ def test_http_status_of_token_errors():
     assert TokenExpired("x").http_status == 401
     assert TokenBadSignature("x").http_status == 401
     assert TokenMissingScope({"READ"}).http_status == 403
+
+
+def test_cached_tokens_are_still_checked_for_expiry_and_scope() -> None:
+    """The signature cache skips only the signature: expiry and scopes are checked each time."""
+    from gwms.security.tokens import TokenExpired, TokenMissingScope, TokenVerifier, generate_signing_key, issue_token
+
+    now = [1_000_000.0]
+    key = generate_signing_key("K1")
+    token = issue_token(key, issuer="pool.test", subject="alice@pool.test", scopes=["READ"], lifetime=100, now=now[0])
+    verifier = TokenVerifier(key, "pool.test", leeway_seconds=0, clock=lambda: now[0])
+    assert verifier.verify(token, ["READ"]).subject == "alice@pool.test"
+    with pytest.raises(TokenMissingScope):
+        verifier.verify(token, ["WRITE"])
+    now[0] += 101
+    with pytest.raises(TokenExpired):
+        verifier.verify(token, ["READ"])

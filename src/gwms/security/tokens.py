@@ -378,6 +378,10 @@ def _string(claims: Mapping[str, Any], name: str) -> str:
     return value
 
 
+#: how many verified tokens a verifier remembers (then it starts over)
+SIGNATURE_CACHE_SIZE = 4096
+
+
 class TokenVerifier:
     """Checks pool tokens against a set of signing keys and accepted issuers.
 
@@ -413,6 +417,10 @@ class TokenVerifier:
         self._leeway = float(leeway_seconds)
         self._audience = _audience_set(audience)
         self._clock = clock
+        # Tokens whose signature already checked out: a service sees the same few tokens
+        # thousands of times, and the signature check is most of the verification cost.
+        # Claims (expiry, issuer, scopes) are still checked on every call.
+        self._signature_ok: dict[str, tuple[dict[str, Any], str]] = {}
 
     @property
     def issuers(self) -> frozenset[str]:
@@ -434,6 +442,9 @@ class TokenVerifier:
             token = token.strip()
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise TokenMalformed("malformed token: empty or longer than 8 KiB")
+        cached = self._signature_ok.get(token)
+        if cached is not None:
+            return self._check_claims(cached[0], cached[1], frozenset(required_scopes))
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -469,7 +480,11 @@ class TokenVerifier:
             raise TokenBadSignature(f"token signature does not match key {kid!r}") from None
         except jwt.PyJWTError as exc:
             raise TokenMalformed(f"malformed token: {exc}") from None
-        return self._check_claims(claims, kid, frozenset(required_scopes))
+        verified = self._check_claims(claims, kid, frozenset(required_scopes))
+        if len(self._signature_ok) >= SIGNATURE_CACHE_SIZE:
+            self._signature_ok.clear()
+        self._signature_ok[token] = (claims, kid)
+        return verified
 
     def _check_claims(
         self, claims: dict[str, Any], kid: str, required: frozenset[str]

@@ -199,6 +199,10 @@ def down(data: Path, *, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # it removes its pid file as the last thing it does (it may linger as a zombie
+        # until its parent reaps it, so the pid alone does not tell)
+        if not pid_file.exists():
+            return True
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 import gwms
 from gwms.errors import GwmsError
@@ -146,8 +147,8 @@ class _Policy:
             if not response.content:
                 return None
             try:
-                return response.json()
-            except (jsonlib.JSONDecodeError, UnicodeDecodeError):
+                return orjson.loads(response.content)
+            except (orjson.JSONDecodeError, UnicodeDecodeError):
                 raise ServiceError(
                     f"{self.service} at {self.base_url}: the answer to {method} {path} "
                     "is not JSON",
@@ -296,6 +297,11 @@ class ServiceClient:
         method = method.upper()
         policy = self._policy
         delays = policy.delays(method, retry_unsafe)
+        if json is not None and content is None:
+            # orjson: 5-10x faster than the json module for large bodies (100k-job submits)
+            content = orjson.dumps(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+            json = None
         attempt = 0
         while True:
             attempt += 1
@@ -420,6 +426,11 @@ class SyncServiceClient:
         method = method.upper()
         policy = self._policy
         delays = policy.delays(method, retry_unsafe)
+        if json is not None and content is None:
+            # orjson: 5-10x faster than the json module for large bodies (100k-job submits)
+            content = orjson.dumps(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+            json = None
         attempt = 0
         while True:
             attempt += 1

@@ -1,0 +1,120 @@
+"""``gwms up`` as a person uses it: start, submit, look, crash a service, stop, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def gwms(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "gwms", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gwms {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def start_up(cwd: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gwms", "up"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if "gwms is up" in line:
+            return proc
+    proc.kill()
+    raise AssertionError("gwms up did not come up:\n" + "".join(seen))
+
+
+def wait_down(proc: subprocess.Popen[str]) -> str:
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def child_pids(data: Path) -> dict[str, int]:
+    """The service pids, from the processes whose command line names this data dir."""
+    pids = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [c.decode(errors="replace") for c in cmd]
+        if "--data" in words and str(data) in words and "run" in words:
+            pids[words[words.index("run") - 1]] = int(entry.name)
+    return pids
+
+
+def test_up_submit_crash_down_resume(tmp_path: Path) -> None:
+    (tmp_path / "job.sub").write_text("executable = /bin/echo\narguments = hi $(Process)\nqueue 5\n")
+    up = start_up(tmp_path)
+    data = (tmp_path / "gwms-data").resolve()
+    try:
+        client = json.loads((data / "client.json").read_text())
+        assert client["collector"].startswith("http://127.0.0.1:")
+        assert oct((data / "client.json").stat().st_mode & 0o777) == "0o600"
+        out = gwms("submit", "job.sub", cwd=tmp_path).stdout
+        assert "5 job(s) submitted to cluster 1" in out
+        q = gwms("q", cwd=tmp_path).stdout
+        assert "Total for query: 5 jobs" in q and "5 idle" in q
+        # the schedd ad reaches the collector
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            st = gwms("status", "-schedd", "-af", "Name", "TotalIdleJobs", cwd=tmp_path).stdout.split()
+            if len(st) == 2 and st[1] == "5":
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"schedd ad never showed 5 idle jobs: {st}")
+        # kill -9 the schedd: the supervisor restarts it and the queue is intact
+        pids = child_pids(data)
+        assert set(pids) >= {"collector", "schedd"}, pids
+        os.kill(pids["schedd"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            proc = gwms("q", "-af", "ClusterId", "ProcId", cwd=tmp_path, check=False)
+            if proc.returncode == 0 and len(proc.stdout.split("\n")) > 5:
+                break
+            time.sleep(0.5)
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.strip().splitlines()) == 5
+        assert child_pids(data)["schedd"] != pids["schedd"]
+        # a second `gwms up` on the same directory is refused while this one runs
+        again = gwms("up", cwd=tmp_path, check=False)
+        assert again.returncode != 0 and "already running" in again.stderr
+    finally:
+        down = gwms("down", cwd=tmp_path, check=False)
+        log = wait_down(up)
+    assert "stopped gwms up" in down.stdout, (down.stderr, log)
+    assert "gwms is down" in log
+    assert child_pids(data) == {}
+    # resume: the queue is still there
+    up = start_up(tmp_path)
+    try:
+        q = gwms("q", cwd=tmp_path).stdout
+        assert "Total for query: 5 jobs" in q
+    finally:
+        gwms("down", cwd=tmp_path, check=False)
+        wait_down(up)
+
+
+def test_commands_without_a_pool_say_how_to_start_one(tmp_path: Path) -> None:
+    proc = gwms("q", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "no pool at" in proc.stderr and "gwms up" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from gwms.errors import UsageError
-from gwms.cli.jobs import format_value, pool_option, render_table
+from gwms.cli.jobs import pool_option, print_json_or_autoformat, render_table
 
 
 @click.command("status")
@@ -37,13 +35,7 @@ def status(words: tuple[str, ...], pool: str | None, kind: str, wms: bool, const
     with CollectorClient(url, token=info.token, verify=info.ca_file or True) as client:
         ads = client.query(my_type, constraint, projection=list(autoformat) or None)
     ads.sort(key=lambda a: (str(a.get("MyType", "")), str(a.get("Name", ""))))
-    if as_json:
-        click.echo(json.dumps(ads, indent=2))
-        return
-    if autoformat:
-        for ad in ads:
-            lower = {k.lower(): v for k, v in ad.items()}
-            click.echo(" ".join(format_value(lower.get(a.lower())) for a in autoformat))
+    if print_json_or_autoformat(ads, autoformat, as_json):
         return
     if my_type == "Machine":
         rows = [[str(a.get("Name", "")), str(a.get("OpSys", "")), str(a.get("Arch", "")),

@@ -83,6 +83,19 @@ def format_duration(seconds: float) -> str:
     return f"{d}+{h:02d}:{m:02d}:{s:02d}"
 
 
+def print_json_or_autoformat(ads: list[dict[str, Any]], attrs: Sequence[str], as_json: bool) -> bool:
+    """Print ``ads`` as JSON (``-json``) or one line of ``attrs`` per ad (``-af``); True if it did."""
+    if as_json:
+        click.echo(json.dumps(ads, indent=2))
+        return True
+    if attrs:
+        for ad in ads:
+            lower = {k.lower(): v for k, v in ad.items()}
+            click.echo(" ".join(format_value(lower.get(a.lower())) for a in attrs))
+        return True
+    return False
+
+
 def job_row(job: dict[str, Any], now: float) -> list[str]:
     status = int(job.get("JobStatus", 0) or 0)
     run = 0.0
@@ -163,11 +176,16 @@ def submit(submit_file: Path, pool: str | None, terse: bool) -> None:
               help="Print these attributes, one job per line (condor_q -af A B C).")
 @click.option("-json", "--json", "as_json", is_flag=True, help="Print the job ads as JSON.")
 @click.option("-l", "--long", "long_", is_flag=True, help="Print whole job ads (ClassAd old syntax).")
+@click.option("-analyze", "--analyze", "-better-analyze", "analyze", is_flag=True,
+              help="Explain why the jobs named (CLUSTER.PROC) do not run: slots matching each clause.")
 def q(words: tuple[str, ...], pool: str | None, all_users: bool, held: bool, running: bool,
-      constraint: str | None, autoformat: tuple[str, ...], as_json: bool, long_: bool) -> None:
+      constraint: str | None, autoformat: tuple[str, ...], as_json: bool, long_: bool, analyze: bool) -> None:
     """List queued jobs (condor_q). WORDS are job ids (CLUSTER or CLUSTER.PROC); after
     -af, other words are more attribute names."""
     ids, extra = split_ids_and_attrs(words)
+    if analyze:
+        _analyze(ids, extra, pool, as_json)
+        return
     attrs = list(autoformat) + extra
     if extra and not autoformat:
         raise UsageError(f"{extra[0]!r} is not a job id (CLUSTER or CLUSTER.PROC)")
@@ -175,14 +193,8 @@ def q(words: tuple[str, ...], pool: str | None, all_users: bool, held: bool, run
     full = and_constraints(ids_constraint(ids), constraint, status)
     with schedd_client(pool) as client:
         me = _whoami(client) if not all_users and not ids else None
-        jobs = client.query(full, projection=attrs or None, owner=me)
-    if as_json:
-        click.echo(json.dumps(jobs, indent=2))
-        return
-    if attrs:
-        for job in jobs:
-            lower = {k.lower(): v for k, v in job.items()}
-            click.echo(" ".join(format_value(lower.get(a.lower())) for a in attrs))
+        jobs = client.query(full, projection=attrs or _table_projection(as_json, long_, held, running), owner=me)
+    if print_json_or_autoformat(jobs, attrs, as_json):
         return
     if long_:
         for job in jobs:
@@ -204,6 +216,49 @@ def q(words: tuple[str, ...], pool: str | None, all_users: bool, held: bool, run
                                 [job_row(j, now) for j in jobs]))
     click.echo("")
     click.echo(summary_line(jobs))
+
+
+def _analyze(ids: list[str], extra: list[str], pool: str | None, as_json: bool) -> None:
+    """``gwms q -analyze ID...``: the job against every slot in the collector."""
+    from dataclasses import asdict
+
+    from gwms.pool.clientfile import load_client_file
+    from gwms.pool.collector.client import CollectorClient
+    from gwms.pool.negotiator.analyze import analyze_job, render_analysis
+
+    if extra:
+        raise UsageError(f"{extra[0]!r} is not a job id (CLUSTER.PROC)")
+    if not ids:
+        raise UsageError("name the job to analyze: gwms q -analyze CLUSTER.PROC")
+    info = load_client_file(pool)
+    verify: bool | str = info.ca_file or True
+    with schedd_client(pool) as client:
+        jobs = []
+        for job_id in ids:
+            if "." in job_id:
+                c, p = job_id.split(".", 1)
+                jobs.append(client.job(int(c), int(p)))
+            else:
+                jobs.extend(client.query(f"ClusterId == {int(job_id)}"))
+    with CollectorClient(info.collector, token=info.token, verify=verify) as collector:
+        slots = collector.query("Machine")
+    results = [analyze_job(job, slots) for job in jobs]
+    if as_json:
+        click.echo(json.dumps([asdict(r) | {"worst": asdict(r.worst) if r.worst else None} for r in results],
+                              indent=2, default=str))
+        return
+    click.echo("\n\n".join(render_analysis(r) for r in results))
+
+
+#: what the default tables show: like condor_q, ask the schedd for these attributes only
+TABLE_ATTRS = ["ClusterId", "ProcId", "Owner", "QDate", "JobStatus", "JobCurrentStartDate",
+               "RemoteWallClockTime", "JobPrio", "RequestMemory", "Cmd", "Arguments", "Args",
+               "HoldReason", "RemoteHost"]
+
+
+def _table_projection(as_json: bool, long_: bool, held: bool, running: bool) -> list[str] | None:
+    """Whole ads for -json and -l; only the table's columns otherwise."""
+    return None if as_json or long_ else TABLE_ATTRS
 
 
 def _whoami(client: Any) -> str:
@@ -326,13 +381,7 @@ def history(words: tuple[str, ...], pool: str | None, constraint: str | None, li
     with schedd_client(pool) as client:
         me = _whoami(client) if not all_users and not ids else None
         jobs = client.history(full, owner=me, limit=limit, projection=attrs or None)
-    if as_json:
-        click.echo(json.dumps(jobs, indent=2))
-        return
-    if attrs:
-        for job in jobs:
-            lower = {k.lower(): v for k, v in job.items()}
-            click.echo(" ".join(format_value(lower.get(a.lower())) for a in attrs))
+    if print_json_or_autoformat(jobs, attrs, as_json):
         return
     rows = []
     for j in jobs:

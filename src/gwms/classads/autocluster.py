@@ -13,6 +13,7 @@ import json
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
+from gwms.classads.compiler import key_index
 from gwms.classads.errors import ClassAdSyntaxError
 from gwms.classads.refs import references
 from gwms.classads.values import expr_text, is_expr_string
@@ -89,10 +90,9 @@ def autocluster_signature(job: JsonAd, attrs: Iterable[str]) -> str:
     differ (``1`` is not ``1.0``), as in the ClassAd language.
     """
     names = _ordered(attrs if isinstance(attrs, frozenset) else frozenset(attrs))
-    wanted = set(names)
-    found: dict[str, Any] = {}
-    for key, value in job.items():
-        lkey = key.lower()
-        if lkey in wanted:
-            found[lkey] = value
-    return ";".join(f"{name}={_encode(found.get(name))}" for name in names)
+    index = key_index(job)  # type: ignore[arg-type]
+    parts = []
+    for name in names:
+        key = index.get(name)
+        parts.append(f"{name}={_encode(None if key is None else job[key])}")
+    return ";".join(parts)

@@ -71,7 +71,7 @@ _INDEX_BY_KEYS: dict[tuple[str, ...], dict[str, str]] = {}
 _INDEX_BY_ID: dict[int, tuple[tuple[str, ...], dict[str, str]]] = {}
 
 
-def _key_index(ad: Ad) -> dict[str, str]:
+def key_index(ad: Ad) -> dict[str, str]:
     """Lower-cased name -> key as spelled in ``ad``.
 
     Shared by ads with the same keys (same producer) and remembered per ad object
@@ -107,7 +107,7 @@ def _find_ignoring_case(ad: Ad, lname: str, spellings: list[str] | None = None) 
             raw = ad.get(spelling, _MISSING)
             if raw is not _MISSING:
                 return raw
-    key = _key_index(ad).get(lname)
+    key = key_index(ad).get(lname)
     if key is None:
         return _MISSING
     if spellings is not None and len(spellings) < 4 and key not in spellings:
@@ -163,17 +163,6 @@ def _attribute_entry(raw: str) -> tuple[Evaluator | None, bool]:
             _ATTR_CACHE.clear()
         _ATTR_CACHE[raw] = entry
     return entry
-
-
-def attribute_evaluator(raw: str) -> Evaluator:
-    """The evaluator for a JSON-form expression string ``"/Expr(...)/"`` (cached).
-
-    A malformed expression evaluates to ``error``.
-    """
-    fn = _attribute_entry(raw)[0]
-    if fn is None:
-        raise ValueError(f"{raw!r} is not a JSON-form expression")
-    return fn
 
 
 def _element(raw: Any, ad: Ad, other: Ad | None, path: tuple) -> Value:

@@ -18,9 +18,8 @@ from gwms.classads.expr import evaluate
 
 JsonAd = Mapping[str, Any]
 
-_JOB_REQUIREMENTS = compile_constraint("MY.Requirements")
-_SLOT_REQUIREMENTS = compile_constraint("MY.Requirements")
-_SLOT_START = compile_constraint("MY.START")
+_REQUIREMENTS = compile_constraint("MY.Requirements")
+_START = compile_constraint("MY.START")
 
 
 def _defined(ad: JsonAd, name: str) -> bool:
@@ -31,20 +30,20 @@ def _defined(ad: JsonAd, name: str) -> bool:
 def slot_accepts(slot: JsonAd, job: JsonAd) -> bool:
     """Whether the slot's Requirements (else START, else true) holds with MY = slot, TARGET = job."""
     if _defined(slot, "Requirements"):
-        return _SLOT_REQUIREMENTS(slot, job)
+        return _REQUIREMENTS(slot, job)
     if _defined(slot, "START"):
-        return _SLOT_START(slot, job)
+        return _START(slot, job)
     return True
 
 
 def job_accepts(job: JsonAd, slot: JsonAd) -> bool:
     """Whether the job's Requirements holds with MY = job, TARGET = slot (no Requirements: False)."""
-    return _JOB_REQUIREMENTS(job, slot)
+    return _REQUIREMENTS(job, slot)
 
 
 def symmetric_match(job: JsonAd, slot: JsonAd) -> bool:
     """Whether ``job`` and ``slot`` match each other (see the module docstring)."""
-    return _JOB_REQUIREMENTS(job, slot) and slot_accepts(slot, job)
+    return _REQUIREMENTS(job, slot) and slot_accepts(slot, job)
 
 
 def rank(job: JsonAd, slot: JsonAd) -> float:

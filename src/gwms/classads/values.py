@@ -21,7 +21,7 @@ held as the string ``"/Expr(<text>)/"``; :func:`is_expr_string` and
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Final
 
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**63 - 1
@@ -116,20 +116,3 @@ def real_to_string(value: float) -> str:
     if value == 0.0:
         return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
     return "%.15E" % value
-
-
-def type_name(value: Any) -> str:
-    """The ClassAd type name of an evaluated value (for messages)."""
-    if value is UNDEFINED:
-        return "undefined"
-    if value is ERROR:
-        return "error"
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "real",
-        str: "string",
-        tuple: "list",
-        list: "list",
-        dict: "classad",
-    }.get(value.__class__, value.__class__.__name__)

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "qedit": ("gwms.cli.jobs", "qedit", "Set ATTR of a job (or all jobs of a cluster) to VALUE (condor_qedit)."),
     "history": ("gwms.cli.jobs", "history", "Completed and removed jobs, the most recent first (condor_history)."),
     "status": ("gwms.cli.status", "status", "List ads in the collector (condor_status): slots by default."),
+    "userprio": ("gwms.cli.negotiator", "userprio", "Show fair-share usage and priorities of submitters (condor_userprio)."),
     "security": ("gwms.cli.security", "security", "Keys, certificates and tokens."),
     "config": ("gwms.cli.config", "config", "Check and convert configuration files."),
 }

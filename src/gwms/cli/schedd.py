@@ -52,10 +52,15 @@ def schedd() -> None:
               help="Serve HTTPS with DIR/ca/service.pem (from 'gwms security init DIR').")
 @click.option("--advertise-interval", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="Seconds between schedd ads to the collector (also sent after changes).")
+@click.option("--match-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Seconds a match from the negotiator waits for its startd to claim it.")
+@click.option("--claim-timeout", type=click.FloatRange(0.1), default=120.0, show_default=True,
+              help="Seconds without poll or heartbeat after which a claim is dropped and its job goes back to idle.")
 def run_cmd(
     data_dir: Path, collector_url: str | None, port: int, host: str, name: str | None,
     token_file: Path | None, max_jobs_running: int, max_jobs_per_owner: int,
     max_jobs_per_submission: int, max_input_mb: int, history_retention: int, tls: bool, advertise_interval: float,
+    match_timeout: float, claim_timeout: float,
 ) -> None:
     """Run a schedd until interrupted; prints 'gwms schedd listening on URL'.
 
@@ -104,6 +109,7 @@ def run_cmd(
     app = create_schedd_app(
         queue, spool, verifier, name=name, limits=limits,
         advertiser=advertiser, advertise_interval=advertise_interval,
+        match_timeout=match_timeout, claim_timeout=claim_timeout,
     )
     ssl_options: dict[str, str] = {}
     if tls:

@@ -29,11 +29,13 @@ from gwms.embedded.supervisor import ServiceSpec, Supervisor
 from gwms.errors import GwmsError
 from gwms.pool.clientfile import PoolClientInfo, write_client_file
 from gwms.security import scopes
-from gwms.security.layout import SecurityLayout, init_security
+from gwms.security.layout import init_security
 
 STATE_FILE = "up.json"
 PID_FILE = "up.pid"
-SERVICES = ("collector", "schedd")
+SERVICES = ("collector", "schedd", "negotiator")
+#: Seconds between negotiation cycles in the embedded pool (new work also starts one early).
+NEGOTIATOR_INTERVAL = 1.0
 
 
 class AlreadyRunning(GwmsError):
@@ -129,6 +131,12 @@ def plan_services(opts: UpOptions, ports: dict[str, int], urls: dict[str, str]) 
             gwms_argv("schedd", "run", "--data", data, "--host", opts.host, "--port", str(ports["schedd"]),
                       "--collector", urls["collector"], "--advertise-interval", "10", *tls),
             logs / "schedd.log")),
+        ("negotiator", lambda: ServiceSpec(
+            "negotiator",
+            gwms_argv("negotiator", "run", "--data", data, "--host", opts.host,
+                      "--port", str(ports["negotiator"]), "--collector", urls["collector"],
+                      "--interval", f"{NEGOTIATOR_INTERVAL:g}", *tls),
+            logs / "negotiator.log")),
     ]
 
 

@@ -3,8 +3,7 @@
 Two pieces, both pure:
 
 - :func:`compile_job_constraint` turns ClassAd constraint text into a predicate over one
-  JSON-form ad. It is the one switch point: it uses ``gwms.classads.compile_constraint``
-  when that exists and otherwise a small fallback that evaluates with ``classad2``.
+  JSON-form ad with ``gwms.classads.compile_constraint``.
 - :func:`plan_constraint` finds the top-level ``&&`` conjuncts that compare a hot column
   (ClusterId, ProcId, Owner, JobStatus, QDate, EnteredCurrentStatus) with a literal and
   turns them into SQL conditions, so "all idle jobs" or "Owner == \\"alice\\"" are answered
@@ -22,10 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import classad2
-
+from gwms.classads import compile_constraint
 from gwms.errors import GwmsError
-from gwms.pool.schedd.queue_ads import EXPR_PREFIX, EXPR_SUFFIX
 from gwms.pool.schedd.queue_errors import InvalidConstraintError
 from gwms.pool.schedd.queue_schema import MAX_CLUSTER_ID, MAX_PROCS, job_key
 
@@ -214,49 +211,6 @@ def compile_job_constraint(text: str) -> Predicate:
     Raises :class:`InvalidConstraintError` for text that does not parse.
     """
     try:
-        from gwms.classads import compile_constraint  # type: ignore[attr-defined]
-    except ImportError:
-        return _classad2_predicate(text)
-    try:
         return compile_constraint(text)
     except GwmsError as exc:
         raise InvalidConstraintError(f"invalid constraint {text!r}: {exc}") from exc
-
-
-def _classad2_predicate(text: str) -> Predicate:
-    """Fallback predicate: build a ``classad2.ClassAd`` from the ad and evaluate ``text``."""
-    try:
-        expr = classad2.ExprTree(text)
-    except Exception as exc:  # classad2's ClassAdException
-        raise InvalidConstraintError(f"invalid constraint {text!r}") from exc
-
-    def predicate(ad: Mapping[str, Any]) -> bool:
-        value = expr.eval(_to_classad(ad))
-        if isinstance(value, classad2.Value):  # UNDEFINED or ERROR (an IntEnum)
-            return False
-        if isinstance(value, bool):
-            return value
-        return isinstance(value, int | float) and value != 0
-
-    return predicate
-
-
-def _to_classad(ad: Mapping[str, Any]) -> classad2.ClassAd:
-    return classad2.ClassAd({k: _to_classad_value(v) for k, v in ad.items()})
-
-
-def _to_classad_value(value: Any) -> Any:
-    if isinstance(value, str):
-        if value.startswith(EXPR_PREFIX) and value.endswith(EXPR_SUFFIX):
-            return _expr(value[len(EXPR_PREFIX) : -len(EXPR_SUFFIX)])
-        return value
-    if isinstance(value, list):
-        return [_to_classad_value(v) for v in value]
-    if isinstance(value, dict):
-        return _to_classad(value)
-    return value
-
-
-@lru_cache(maxsize=4096)
-def _expr(text: str) -> classad2.ExprTree:
-    return classad2.ExprTree(text)

@@ -33,8 +33,10 @@ from gwms.errors import GwmsError
 from gwms.net import create_app, require_scopes
 from gwms.net.auth import Identity
 from gwms.pool import jobattrs as A
+from gwms.pool.schedd.claims import DEFAULT_CLAIM_TIMEOUT, DEFAULT_MATCH_TIMEOUT, ClaimBook
 from gwms.pool.schedd.queue import JobQueue
 from gwms.pool.schedd.sandbox import Spool
+from gwms.pool.schedd.startd_api import ClaimService, install_routes
 from gwms.security import scopes
 from gwms.security.tokens import TokenVerifier
 
@@ -213,28 +215,49 @@ def create_schedd_app(
     advertiser: Callable[[dict[str, Any]], None] | None = None,
     advertise_interval: float = 60.0,
     clock: Callable[[], float] = time.time,
+    match_timeout: float = DEFAULT_MATCH_TIMEOUT,
+    claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+    claim_clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Make the schedd app over ``queue`` and ``spool``.
 
     ``advertiser`` is called with the schedd ad (``MyType = "Scheduler"``) at start and every
     ``advertise_interval`` seconds, and after changes to the counts; typically it sends the
-    ad to the collector.
+    ad to the collector. Matches from the negotiator stay pending ``match_timeout`` seconds;
+    a claim not renewed for ``claim_timeout`` seconds is dropped and its job goes back to
+    idle (see :mod:`gwms.pool.schedd.startd_api`).
     """
     limits = limits or ScheddLimits()
     state = ScheddState(queue=queue, spool=spool, name=name, limits=limits)
     wake = asyncio.Event()
+    book = ClaimBook(match_timeout=match_timeout, claim_timeout=claim_timeout,
+                     capacity=limits.max_jobs_running, clock=claim_clock)
+    claims = ClaimService(queue, spool, book, name=name)
+    expiry_tick = max(0.05, min(1.0, match_timeout / 4, claim_timeout / 4))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         app.state.loop = asyncio.get_running_loop()
-        task = asyncio.create_task(_advertise_loop()) if advertiser else None
+        tasks = [asyncio.create_task(_expiry_loop())]
+        if advertiser:
+            tasks.append(asyncio.create_task(_advertise_loop()))
         try:
             yield
         finally:
-            if task:
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _expiry_loop() -> None:
+        while True:
+            await asyncio.sleep(expiry_tick)
+            try:
+                if await asyncio.to_thread(claims.expire):
+                    changed()
+            except Exception:  # keep expiring; a bug here must not stop the schedd
+                log.exception("claim expiry failed")
 
     async def _advertise_loop() -> None:
         assert advertiser is not None
@@ -266,6 +289,9 @@ def create_schedd_app(
         lifespan=lifespan,
     )
     app.state.schedd = state
+    app.state.claims = claims
+    claims.on_change = changed
+    install_routes(app, claims)
 
     reader = require_scopes(scopes.READ)
     writer = require_scopes(scopes.WRITE)
@@ -420,13 +446,17 @@ def create_schedd_app(
             results = queue.hold(ids, reason=body.reason or f"held by {who.name}")
         else:
             results = queue.release(ids, reason=reason)
+        if body.action != "release":
+            claims.jobs_left_running((r.cluster, r.proc) for r in results if r.ok)
         changed()
         return _results(results)
 
     @app.post("/v1/jobs/edit", tags=["actions"], summary="Set an attribute of jobs (condor_qedit)")
     def edit(body: EditBody, who: Identity = Depends(writer)) -> dict[str, Any]:
         ids = owned_ids(who, body.ids, body.constraint)
-        return _results(queue.edit(ids, body.attr, body.value))
+        results = queue.edit(ids, body.attr, body.value)
+        claims.jobs_edited((r.cluster, r.proc) for r in results if r.ok)
+        return _results(results)
 
     # -- outputs -------------------------------------------------------------------------
     def own_job(cluster: int, proc: int, who: Identity) -> dict[str, Any]:

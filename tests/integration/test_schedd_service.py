@@ -212,3 +212,35 @@ def test_schedd_ad_reaches_the_collector(pool: Pool, submit_dir: Path) -> None:
     assert ad["Name"] == "schedd@test"
     assert ad["AuthenticatedIdentity"].startswith("schedd@")
     assert ad["MaxJobsRunning"] == 10_000
+
+
+def test_outputs_are_fetched_by_their_owner_only(pool: Pool, submit_dir: Path, tmp_path: Path) -> None:
+    import io
+    import subprocess
+    import sys
+
+    from gwms.pool.clientfile import PoolClientInfo, write_client_file
+    from gwms.pool.schedd.sandbox import make_archive
+
+    (submit_dir / "one.sub").write_text("executable = /bin/true\noutput = out.txt\nqueue\n")
+    with pool.schedd("alice") as s:
+        c = s.submit_file(submit_dir / "one.sub", base_dir=submit_dir).cluster_id
+    # what a starter would send back, then the job completes
+    produced = tmp_path / "produced"
+    produced.mkdir()
+    (produced / "out.txt").write_text("the answer is 42\n")
+    pool.spool.store_output(c, 0, io.BytesIO(make_archive([("out.txt", produced / "out.txt")])))
+    pool.queue.start(c, 0, remote_host="slot1@test", claim_id="claim-1")
+    pool.queue.complete(c, 0, exit_code=0)
+    with pool.schedd("bob") as bob, pytest.raises(ServiceError) as info:
+        bob.fetch_output(c, 0, tmp_path / "bob")
+    assert info.value.status == 403
+    # the CLI puts the files into the job's submit directory
+    client_dir = tmp_path / "client"
+    write_client_file(client_dir, PoolClientInfo(collector=pool.collector_url, schedd=pool.schedd_url,
+                                                 token=pool.token("alice")))
+    proc = subprocess.run([sys.executable, "-m", "gwms", "transfer-data", str(c), "--pool", str(client_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 file(s)" in proc.stdout
+    assert (submit_dir / "out.txt").read_text() == "the answer is 42\n"

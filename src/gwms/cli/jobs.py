@@ -311,6 +311,40 @@ hold = _action_command("hold", "Put jobs on hold (condor_hold): IDS are CLUSTER 
 release = _action_command("release", "Release held jobs (condor_release): IDS are CLUSTER or CLUSTER.PROC.")
 
 
+# --------------------------------------------------------------------------- transfer-data
+
+
+@click.command("transfer-data")
+@click.argument("ids", nargs=-1, required=True)
+@pool_option
+@click.option("-dir", "--dir", "dest", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Put the files here (default: each job's initial directory, Iwd).")
+def transfer_data(ids: tuple[str, ...], pool: str | None, dest: Path | None) -> None:
+    """Download the output files of finished jobs (condor_transfer_data).
+
+    IDS are CLUSTER or CLUSTER.PROC. Outputs wait in the schedd's spool until fetched;
+    they land in each job's submit directory (Iwd) unless -dir says otherwise.
+    """
+    bad = [i for i in ids if not JOB_ID_RE.match(i)]
+    if bad:
+        raise UsageError(f"{bad[0]!r} is not a job id (CLUSTER or CLUSTER.PROC)")
+    with schedd_client(pool) as client:
+        me = _whoami(client)
+        jobs = client.history(ids_constraint(ids), owner=me, limit=None, projection=["ClusterId", "ProcId", "Iwd"])
+        jobs += client.query(ids_constraint(ids), projection=["ClusterId", "ProcId", "Iwd", "JobStatus"], owner=me)
+        if not jobs:
+            raise UsageError(f"no job of yours matches {' '.join(ids)}")
+        total = 0
+        for job in sorted(jobs, key=lambda j: (j["ClusterId"], j["ProcId"])):
+            if job.get("JobStatus") not in (None, 3, 4):
+                continue  # still queued: nothing to fetch yet
+            target = dest or Path(str(job.get("Iwd") or "."))
+            files = client.fetch_output(job["ClusterId"], job["ProcId"], target)
+            total += len(files)
+            click.echo(f"Job {job['ClusterId']}.{job['ProcId']}: {len(files)} file(s) -> {target}")
+    click.echo(f"Fetched {total} file(s).")
+
+
 # --------------------------------------------------------------------------- qedit / history
 
 

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "release": ("gwms.cli.jobs", "release", "Release held jobs (condor_release): IDS are CLUSTER or CLUSTER.PROC."),
     "qedit": ("gwms.cli.jobs", "qedit", "Set ATTR of a job (or all jobs of a cluster) to VALUE (condor_qedit)."),
     "history": ("gwms.cli.jobs", "history", "Completed and removed jobs, the most recent first (condor_history)."),
+    "transfer-data": ("gwms.cli.jobs", "transfer_data", "Download the output files of finished jobs (condor_transfer_data)."),
     "status": ("gwms.cli.status", "status", "List ads in the collector (condor_status): slots by default."),
     "userprio": ("gwms.cli.negotiator", "userprio", "Show fair-share usage and priorities of submitters (condor_userprio)."),
     "security": ("gwms.cli.security", "security", "Keys, certificates and tokens."),

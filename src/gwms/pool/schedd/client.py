@@ -182,3 +182,16 @@ class ScheddClient:
 
     def output_files(self, cluster: int, proc: int) -> list[str]:
         return list(self.http.get(f"/v1/jobs/{cluster}.{proc}/output")["files"])
+
+    def fetch_output(self, cluster: int, proc: int, dest: Path) -> list[str]:
+        """Download a finished job's output files into ``dest`` (condor_transfer_data).
+
+        Files land under their sandbox names; an archive that tries to leave ``dest`` is
+        refused (see :func:`gwms.pool.schedd.sandbox.extract_archive`).
+        """
+        import io
+
+        from gwms.pool.schedd.sandbox import extract_archive
+
+        blob = self.http.request("GET", f"/v1/jobs/{cluster}.{proc}/output.tar.gz", raw=True)
+        return extract_archive(io.BytesIO(blob), dest, max_bytes=1 << 34, clean_on_error=False)

@@ -74,11 +74,13 @@ def confined_path(root: Path, name: str) -> Path:
     return candidate
 
 
-def extract_archive(stream: BinaryIO, dest: Path, *, max_bytes: int) -> list[str]:
+def extract_archive(stream: BinaryIO, dest: Path, *, max_bytes: int, clean_on_error: bool = True) -> list[str]:
     """Extract a (gzip-)tar stream into ``dest`` safely; return the regular files written.
 
     Directories and regular files only. The archive is checked member by member while it
-    is read; on any refusal nothing is left in ``dest``.
+    is read; on any refusal nothing is left in ``dest`` (with ``clean_on_error``; a
+    directory that holds other things, such as a user's submit directory, is left alone
+    and the files written so far are removed instead).
     """
     dest.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
@@ -105,12 +107,20 @@ def extract_archive(stream: BinaryIO, dest: Path, *, max_bytes: int) -> list[str
                 os.chmod(target, mode)
                 written.append(str(rel))
     except tarfile.TarError as exc:
-        shutil.rmtree(dest, ignore_errors=True)
+        _undo(dest, written, clean_on_error)
         raise SandboxError(f"not a valid tar archive: {exc}") from exc
     except SandboxError:
-        shutil.rmtree(dest, ignore_errors=True)
+        _undo(dest, written, clean_on_error)
         raise
     return written
+
+
+def _undo(dest: Path, written: list[str], whole_dir: bool) -> None:
+    if whole_dir:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for name in written:
+        (dest / name).unlink(missing_ok=True)
 
 
 def make_archive(files: Iterable[tuple[str, Path]], *, compress: bool = True) -> bytes:

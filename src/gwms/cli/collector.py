@@ -33,28 +33,11 @@ def collector() -> None:
 
 
 def load_verifier(data_dir: Path) -> TokenVerifier:
-    """The token verifier for the pool whose security directory is ``data_dir``.
+    """The token verifier for the pool whose security directory is ``data_dir``
+    (its pool key and trust domain are created if missing)."""
+    from gwms.security.layout import ensure_pool_keys
 
-    Uses ``DIR/keys`` as made by ``gwms security init DIR``; if the directory has no pool
-    signing key or trust domain yet, they are created (the key with
-    ``load_or_create_signing_key``, the trust domain as this host's name).
-    """
-    from gwms.security.layout import POOL_KEY_ID, SecurityLayout, default_trust_domain
-    from gwms.security.tokens import (
-        load_or_create_signing_key,
-        load_trust_domain,
-        save_trust_domain,
-    )
-
-    layout = SecurityLayout(data_dir)
-    if not layout.signing_key_path.exists():
-        load_or_create_signing_key(layout.keys_dir, POOL_KEY_ID)
-        logger.info("created pool signing key %s", layout.signing_key_path)
-    if load_trust_domain(layout.keys_dir) is None:
-        domain = default_trust_domain()
-        save_trust_domain(layout.keys_dir, domain)
-        logger.info("recorded trust domain %s in %s", domain, layout.keys_dir)
-    return layout.verifier()
+    return ensure_pool_keys(data_dir).verifier()
 
 
 @collector.command("run")

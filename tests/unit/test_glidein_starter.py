@@ -233,3 +233,16 @@ def test_memory_limit_falls_back_to_the_request(r: Runner) -> None:
     assert r.job({"Cmd": "/bin/true", "RequestMemory": 64}, slot=unsized).memory_limit_mb == 64
     assert r.job({"Cmd": "/bin/true"}, slot=unsized).memory_limit_mb == 0
     assert r.job({"Cmd": "/bin/true", "RequestMemory": 64}).memory_limit_mb == 150
+
+
+def test_a_large_agent_peak_is_not_blamed_on_the_job(r: Runner) -> None:
+    """Linux starts a child's ru_maxrss at the parent's high-water mark; a small job run by a
+    process that once used much memory (a long pytest session, a busy agent) must not be
+    held for the parent's peak (seen in CI: 384 MB 'peak usage' for `sh -c exit 7`)."""
+    big = bytearray(400 * 1024 * 1024)
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+    del big  # resident size falls back; the high-water mark stays
+    _, res = r.run(sh("exit 7"))
+    assert res.outcome == COMPLETED and res.exit_code == 7
+    assert res.peak_memory_mb < 150

@@ -162,7 +162,19 @@ def job_env(ad: CaseBlindAd, slot: SlotContext, sandbox: Path) -> dict[str, str]
 
 
 def self_rss_mb() -> float:
-    """This process's resident memory in MiB (0 when ``/proc`` is not there)."""
+    """This process's peak resident memory in MiB (``VmHWM``; 0 when ``/proc`` is not there).
+
+    The peak, not the current size: a child's ``ru_maxrss`` starts from the parent's
+    high-water mark (Linux carries the old address space's peak over ``exec``), so only
+    a figure above that peak says anything about the job itself.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         with open("/proc/self/statm", "rb") as f:
             return int(f.read().split()[1]) * PAGE_KB / 1024.0

@@ -1,7 +1,8 @@
 """The shared frontend-matching fixture (a workload and the original frontend's answers).
 
-The files live outside the repository, in ``shared/fixtures/frontend-matching`` next to
-it (``/work/shared`` for ``/work/main``); ``GWMS_SHARED_FIXTURES`` may point elsewhere.
+A copy of the files is kept in ``tests/data/frontend-matching`` (taken from the project's
+``shared/fixtures/frontend-matching``, which is also looked for next to the repository);
+``GWMS_SHARED_FIXTURES`` may point elsewhere.
 A missing fixture fails the tests that need it, with a message saying where it was looked for.
 """
 
@@ -29,6 +30,7 @@ def fixture_dir() -> Path:
     env = os.environ.get("GWMS_SHARED_FIXTURES")
     if env:
         tried.append(Path(env) / NAME)
+    tried.append(Path(__file__).resolve().parents[1] / "data" / NAME)
     for parent in Path(__file__).resolve().parents:
         tried.append(parent / "shared" / "fixtures" / NAME)
         tried.append(parent.parent / "shared" / "fixtures" / NAME)

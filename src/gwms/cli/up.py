@@ -19,8 +19,9 @@ data_option = click.option(
 def up(data: Path, host: str, tls: bool) -> None:
     """Start the whole system on this machine, until Ctrl-C or `gwms down`.
 
-    Starts, on 127.0.0.1, a collector and a schedd (later: negotiator, factory, frontend,
-    web UI) as separate processes, restarting any that dies. Creates keys, TLS material
+    Starts, on 127.0.0.1, the user pool's collector, a WMS collector, a schedd, a
+    negotiator and a frontend (the factory and web UI are to come) as separate processes,
+    restarting any that dies. Creates keys, TLS material
     and tokens on first start and writes DIR/client.json, so `gwms submit`, `gwms q` and
     `gwms status` work from the directory that holds DIR (or with --pool DIR). A second
     `gwms up` on the same DIR resumes the queue. Service logs are in DIR/logs/.

@@ -25,10 +25,11 @@ def test_constants_equal_their_names():
         "ADVERTISE_MASTER",
         "ADVERTISE_FACTORY",
         "ADVERTISE_FRONTEND",
+        "LOGS_ORIGINAL",
     ):
         assert getattr(S, name) == name
         assert name in S.ALL_SCOPES
-    assert len(S.ALL_SCOPES) == 10
+    assert len(S.ALL_SCOPES) == 11
     assert S.GLIDEIN_SCOPES == {"READ", "ADVERTISE_STARTD", "ADVERTISE_MASTER"}
 
 
@@ -38,6 +39,9 @@ def test_examples():
     assert not S.has_scopes({S.READ}, [S.WRITE])
     assert not S.has_scopes(set(), [S.READ])
     assert S.has_scopes({S.ADMINISTRATOR}, [S.DAEMON, "SOMETHING_NEW"])
+    # originals of glidein logs: a scope of its own, implied only by ADMINISTRATOR
+    assert not S.has_scopes({S.READ, S.WRITE}, [S.LOGS_ORIGINAL])
+    assert S.has_scopes({S.ADMINISTRATOR}, [S.LOGS_ORIGINAL])
     assert S.missing_scopes({S.READ}, [S.READ, S.WRITE]) == {S.WRITE}
     # WRITE does not imply READ, DAEMON does not imply ADMINISTRATOR
     assert not S.has_scopes({S.WRITE}, [S.READ])

@@ -1,7 +1,14 @@
-"""The ``gwms logs`` command group: decode, anonymize and de-anonymize glidein logs.
+"""The ``gwms logs`` command group: index, search, show, serve; decode and anonymize glidein logs.
 
 ::
 
+    gwms logs index --source DIR --data DIR [--follow] [--interval S]
+                    [--anonymize/--no-anonymize] [--key-dir DIR] [--mode M] [--policy FILE]
+                    [--max-age DAYS] [--original-max-age DAYS] [--max-size SIZE]
+    gwms logs search --data DIR [QUERY...] [--regex RE] [--entry E] [--job C.P] ... [--json] [--all]
+    gwms logs show JOB --data DIR [--section NAME] [--original] [--from N] [--to M] [--json]
+    gwms logs serve --data DIR [--port P] [--host H] [--security DIR]
+    gwms logs prune --data DIR [--max-age DAYS] [--original-max-age DAYS] [--max-size SIZE]
     gwms logs decode FILE.err [--list] [--section NAME]
     gwms logs keys init|rotate|list --key-dir DIR [--key-id KID]
     gwms logs anonymize IN... --key-dir DIR --out DIR [--mode reversible|irreversible]
@@ -408,3 +415,550 @@ def deanonymize(
     click.echo(
         f"restored {len(jobs)} job(s) into {out_dir}: {de.restored['token']} tokens, {de.restored['ip']} addresses"
     )
+
+
+# ----------------------------------------------------------------------------------
+# index / search / show / serve / prune: the monitor proper
+
+
+def _data_option(f):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--data",
+        "data_dir",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The monitor's data directory (index, archive, audit log).",
+    )(f)
+
+
+def _retention_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--max-size",
+        metavar="SIZE",
+        help="Then drop the oldest jobs until archives and texts fit SIZE (e.g. 50G).",
+    )(f)
+    f = click.option(
+        "--original-max-age",
+        type=click.FloatRange(min=0),
+        metavar="DAYS",
+        help="Drop originals older than DAYS (the anonymized copy stays).",
+    )(f)
+    return click.option(
+        "--max-age",
+        type=click.FloatRange(min=0),
+        metavar="DAYS",
+        help="Drop jobs (archives and texts) older than DAYS.",
+    )(f)
+
+
+def _retention(max_age: float | None, original_max_age: float | None, max_size: str | None):  # type: ignore[no-untyped-def]
+    from gwms.monitor.archive import RetentionPolicy, parse_size
+
+    return RetentionPolicy(
+        max_age_seconds=max_age * 86400 if max_age is not None else None,
+        original_max_age_seconds=original_max_age * 86400 if original_max_age is not None else None,
+        max_bytes=parse_size(max_size) if max_size is not None else None,
+    )
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM set an event (the work stops at the next job) instead of killing."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.event = threading.Event()
+        self._old: dict[int, object] = {}
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        import signal
+
+        def handler(signum: int, frame: object) -> None:
+            if self.event.is_set():  # a second signal: give up at once
+                raise KeyboardInterrupt
+            self.event.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+class _PassProgress:
+    """Progress of a pass: a rich bar on a terminal, else a line every ``every`` seconds."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.tty = sys.stderr.isatty()
+        self._bar = None
+        self._task = None
+        self._last = time.monotonic()
+        self._started = time.monotonic()
+
+    def __call__(self, done: int, total: int, errors: int) -> None:
+        if self.tty:
+            if self._bar is None:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
+
+                self._bar = Progress(
+                    TextColumn("indexing"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[errors]} error(s)"),
+                    TimeRemainingColumn(),
+                    console=Console(stderr=True),
+                    transient=True,
+                )
+                self._bar.start()
+                self._task = self._bar.add_task("index", total=total, errors=0)
+            self._bar.update(self._task, completed=done, errors=errors)
+            if done >= total:
+                self.close()
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every and done < total:
+            self._last = now
+            rate = done / max(now - self._started, 1e-9)
+            click.echo(
+                f"indexing: {done}/{total} jobs, {errors} error(s), {rate:.0f} jobs/s", err=True
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        self._started = self._last = time.monotonic()
+
+
+def _anonymizer(
+    data_dir: Path, anonymize: bool, key_dir: Path | None, mode: str, policy_file: Path | None
+):  # type: ignore[no-untyped-def]
+    if not anonymize:
+        if key_dir is not None or policy_file is not None:
+            raise UsageError("--key-dir and --policy are for --anonymize")
+        return None
+    from gwms.monitor.anonymize.engine import Anonymizer
+    from gwms.monitor.anonymize.keys import init_keys, load_keys
+    from gwms.monitor.anonymize.policy import load_policy
+    from gwms.monitor.layout import MonitorLayout
+
+    if key_dir is None:
+        key_dir = MonitorLayout.at(data_dir).key_dir
+        if not (key_dir / "keyring.json").exists():
+            ring = init_keys(key_dir)
+            click.echo(f"created anonymization key {ring.current.kid} in {key_dir}", err=True)
+    keys = load_keys(key_dir)
+    return Anonymizer(keys, load_policy(policy_file), mode=mode)  # type: ignore[arg-type]
+
+
+@logs.command("index")
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The factory's log directory (holding client/), or its client/ directory.",
+)
+@_data_option
+@click.option("--follow", is_flag=True, help="Keep watching: a pass every --interval seconds, until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between passes with --follow.",
+)
+@click.option(
+    "--anonymize/--no-anonymize",
+    default=True,
+    show_default=True,
+    help="Index and archive anonymized texts (viewers see only these); originals are archived either way.",
+)
+@click.option(
+    "--key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Anonymization keys (default: DATA/anon-keys, created on first use).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["reversible", "irreversible"]),
+    default="reversible",
+    show_default=True,
+    help="Anonymization mode.",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Anonymization policy (YAML).",
+)
+@_retention_options
+def index_cmd(
+    source: Path,
+    data_dir: Path,
+    follow: bool,
+    interval: float,
+    anonymize: bool,
+    key_dir: Path | None,
+    mode: str,
+    policy_file: Path | None,
+    max_age: float | None,
+    original_max_age: float | None,
+    max_size: str | None,
+) -> None:
+    """Index and archive a factory's glidein logs (new and grown jobs only).
+
+    Each pass compares every job's .out/.err size and mtime with the index and reads
+    only what is new or changed. Errors in one job are reported and the job skipped
+    (it is tried again on the next pass).
+    """
+    from gwms.monitor.indexer import Indexer, find_client_dir
+    from gwms.monitor.layout import MonitorLayout
+
+    find_client_dir(source)
+    layout = MonitorLayout.at(data_dir)
+    anon = _anonymizer(data_dir, anonymize, key_dir, mode, policy_file)
+    retention = _retention(max_age, original_max_age, max_size)
+    index = layout.open_index()
+    indexer = Indexer(index, source, archive=layout.archive(), anonymizer=anon, retention=retention)
+    progress = _PassProgress()
+
+    def report(r) -> None:  # type: ignore[no-untyped-def]
+        progress.close()
+        for path, message in r.errors[:20]:
+            click.echo(f"error: {path}: {message}", err=True)
+        if len(r.errors) > 20:
+            click.echo(f"error: ... and {len(r.errors) - 20} more", err=True)
+        click.echo(r.line())
+
+    try:
+        with _StopOnSignal() as stop:
+            if follow:
+                click.echo(f"gwms logs index following {source} every {interval:g}s (Ctrl-C stops)", err=True)
+                indexer.follow(interval, stop.event, on_pass=report, progress=progress)
+            else:
+                report(indexer.run_pass(progress=progress, stop=stop.event))
+    finally:
+        progress.close()
+        index.close()
+
+
+@logs.command("prune")
+@_data_option
+@_retention_options
+@click.option("--dry-run", is_flag=True, help="Say what would go, remove nothing.")
+def prune_cmd(
+    data_dir: Path,
+    max_age: float | None,
+    original_max_age: float | None,
+    max_size: str | None,
+    dry_run: bool,
+) -> None:
+    """Apply retention: drop old jobs, old originals, then the oldest until the size fits.
+
+    Pruned jobs stay in the index as summaries without texts (still found by their
+    columns), so their unchanged source files are not indexed again.
+    """
+    from gwms.monitor.archive import plan_prune, prune
+    from gwms.monitor.layout import MonitorLayout
+
+    policy = _retention(max_age, original_max_age, max_size)
+    if not policy.active:
+        raise UsageError("give --max-age, --original-max-age or --max-size")
+    layout = MonitorLayout.at(data_dir)
+    index = layout.open_index(create=False)
+    try:
+        if dry_run:
+            plan = plan_prune(list(index.retention_entries()), policy, time.time())
+            click.echo(
+                f"would drop {len(plan.drop)} job(s) and {len(plan.drop_original)} original(s):"
+                f" {plan.bytes_before / 1e6:.1f} MB -> {plan.bytes_after / 1e6:.1f} MB"
+            )
+            return
+        r = prune(index, layout.archive(), policy)
+        for e in r.errors:
+            click.echo(f"error: {e}", err=True)
+        click.echo(
+            f"dropped {r.jobs_dropped} job(s) and {r.originals_dropped} original(s),"
+            f" freed {r.bytes_freed / 1e6:.1f} MB"
+        )
+    finally:
+        index.close()
+
+
+def _local_user() -> str:
+    import getpass
+
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"local:uid={os.getuid()}"
+
+
+def _styled(text: str, spans: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> str:
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        if end <= start or start < pos:
+            continue
+        out.append(text[pos:start])
+        out.append(click.style(text[start:end], fg="red", bold=True))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+@logs.command("search")
+@click.argument("query", nargs=-1)
+@_data_option
+@click.option("--regex", metavar="RE", help="A Python regular expression, matched per line.")
+@click.option("-i", "--ignore-case", is_flag=True, help="Case-insensitive --regex.")
+@click.option("--entry", multiple=True, help="Factory entry (repeatable).")
+@click.option("--site", multiple=True, help="Site (repeatable).")
+@click.option("--user", multiple=True, help="Frontend user (repeatable).")
+@click.option("--group", multiple=True, help="Frontend group (repeatable).")
+@click.option("--job", multiple=True, help="Factory job id: job.C.P, C.P or C (repeatable).")
+@click.option("--uuid", multiple=True, help="Glidein uuid (repeatable).")
+@click.option("--exit", "exit_", metavar="CODES", help="Exit code filter: 0, 1,2 or !0.")
+@click.option("--section", multiple=True, help="Section name or glob, e.g. 'StarterLog*'.")
+@click.option("--time", "time_range", metavar="RANGE", help="Start time range: A..B, 24h, 2024-05-01.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--cursor", help="Go on from a previous page's cursor.")
+@click.option("--order", type=click.Choice(["desc", "asc"]), default="desc", show_default=True)
+@click.option("--context", type=click.IntRange(0, 50), default=1, show_default=True, help="Context lines.")
+@click.option("--hits", type=click.IntRange(0, 100), default=3, show_default=True, help="Hit lines per result.")
+@click.option("--all", "all_pages", is_flag=True, help="Follow the cursors to the last page.")
+@click.option("--histogram", is_flag=True, help="Show the results over time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON (one document per page).")
+def search_cmd(
+    query: tuple[str, ...],
+    data_dir: Path,
+    regex: str | None,
+    ignore_case: bool,
+    entry: tuple[str, ...],
+    site: tuple[str, ...],
+    user: tuple[str, ...],
+    group: tuple[str, ...],
+    job: tuple[str, ...],
+    uuid: tuple[str, ...],
+    exit_: str | None,
+    section: tuple[str, ...],
+    time_range: str | None,
+    limit: int,
+    cursor: str | None,
+    order: str,
+    context: int,
+    hits: int,
+    all_pages: bool,
+    histogram: bool,
+    as_json: bool,
+) -> None:
+    """Search indexed glidein logs.
+
+    QUERY takes field:value filters (entry:, site:, user:, group:, job:, uuid:, exit:,
+    section:, time:, host:) and full text: words (all must appear), "a phrase", OR,
+    -excluded, prefix*. Options add filters the same way.
+    """
+    from gwms.monitor.layout import MonitorLayout
+    from gwms.monitor.search import parse_query
+    from gwms.monitor.searcher import Searcher
+    from gwms.monitor.views import iso, page_json
+
+    params = {
+        "entry": list(entry), "site": list(site), "user": list(user), "group": list(group),
+        "job": list(job), "uuid": list(uuid), "exit": exit_, "section": list(section),
+        "time": time_range,
+    }
+    q = parse_query(" ".join(query), now=time.time(), regex=regex, ignore_case=ignore_case, params=params)
+    layout = MonitorLayout.at(data_dir)
+    index = layout.open_index(create=False)
+    searcher = Searcher(index)
+    first = True
+    try:
+        while True:
+            page = searcher.search(
+                q, limit=limit, cursor=cursor, order=order, context=context, max_hits=hits,  # type: ignore[arg-type]
+                with_total=first, with_histogram=histogram and first,
+            )
+            originals = [r.job for r in page.rows if r.hits and not r.job.info.anonymized]
+            if originals:
+                layout.audit().record(
+                    who=_local_user(), action="search", jobs=[str(j.id) for j in originals],
+                    query=q.to_json(),
+                )
+            if as_json:
+                click.echo(json.dumps(page_json(page, privileged=True)))
+            else:
+                if first and page.total is not None:
+                    more = "+" if page.total_capped else ""
+                    click.echo(f"{page.total}{more} {page.unit} match")
+                if first and page.histogram is not None and page.histogram.buckets:
+                    peak = max(n for _s, n in page.histogram.buckets) or 1
+                    for start, n in page.histogram.buckets:
+                        click.echo(f"  {iso(start)}  {n:>7}  {'#' * max(0, round(40 * n / peak))}")
+                for r in page.rows:
+                    info = r.job.info
+                    where = f" [{r.section.name}]" if r.section is not None else ""
+                    code = f" exit={info.exit_code}" if info.exit_code is not None else ""
+                    click.echo(
+                        f"{iso(info.sort_epoch)}  {info.name}  {info.entry}  {info.site or '-'}"
+                        f"{code}{where}  id={r.job.id}"
+                    )
+                    for h in r.hits:
+                        for line in h.before:
+                            click.echo(f"  {line.number:>7}- {line.text}")
+                        click.echo(f"  {h.number:>7}: {_styled(h.text, h.spans)}")
+                        for line in h.after:
+                            click.echo(f"  {line.number:>7}- {line.text}")
+                    if r.hit_lines > len(r.hits):
+                        click.echo(f"          ... {r.hit_lines - len(r.hits)} more line(s) match")
+                if not page.complete:
+                    click.echo(f"(the regex scan stopped after {page.scanned} sections; --cursor goes on)")
+            first = False
+            cursor = page.next_cursor
+            if cursor is None or not all_pages:
+                break
+        if cursor is not None and not as_json:
+            click.echo(f"next page: --cursor {cursor}")
+    finally:
+        index.close()
+
+
+@logs.command("show")
+@click.argument("job_ref", metavar="JOB")
+@_data_option
+@click.option("--section", "section_name", metavar="NAME", help="Print this section's text (out, err, MasterLog ...).")
+@click.option("--original", is_flag=True, help="The original text, from the archive (recorded in the audit log).")
+@click.option("--from", "first", type=click.IntRange(min=1), default=1, help="First line to print.")
+@click.option("--to", "last", type=click.IntRange(min=1), help="Last line to print.")
+@click.option("-n", "--numbers", is_flag=True, help="Number the lines.")
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON view of the job.")
+def show_cmd(
+    job_ref: str,
+    data_dir: Path,
+    section_name: str | None,
+    original: bool,
+    first: int,
+    last: int | None,
+    numbers: bool,
+    as_json: bool,
+) -> None:
+    """Show an indexed job: its summary, timeline and sections, or one section's text.
+
+    JOB is an id (from search results), job.C.P / C.P, or a glidein uuid.
+    """
+    from gwms.monitor.indexer import job_texts
+    from gwms.monitor.layout import MonitorLayout
+    from gwms.monitor.search import slice_lines
+    from gwms.monitor.searcher import resolve_job
+    from gwms.monitor.sections import split_err
+    from gwms.monitor.views import job_json
+
+    layout = MonitorLayout.at(data_dir)
+    index = layout.open_index(create=False)
+    try:
+        job = resolve_job(index, job_ref)
+        sections = index.sections(job.id)
+        if section_name is None:
+            view = job_json(job, sections, privileged=True)
+            if as_json:
+                click.echo(json.dumps(view, indent=2))
+                return
+            info = job.info
+            click.echo(f"{info.name}  id={job.id}  {info.path}")
+            for label, value in (
+                ("entry", info.entry), ("site", info.site), ("host", info.host),
+                ("frontend", f"{info.frontend_user} ({info.client_name})"),
+                ("glidein uuid", info.glidein_uuid), ("exit code", info.exit_code),
+                ("jobs run", info.jobs_run), ("activations", info.activations),
+                ("anonymized", info.anon_mode or "no"),
+            ):
+                click.echo(f"  {label:<13} {value if value is not None else '-'}")
+            click.echo("timeline:")
+            for ev in view["timeline"]:
+                off = f"+{ev['offset_seconds']}s" if ev["offset_seconds"] is not None else ""
+                click.echo(f"  {ev['time']}  {off:>9}  {ev['detail']}")
+            click.echo("sections:")
+            for s in sections:
+                note = f"  PROBLEM: {s.problem}" if s.problem else ""
+                click.echo(f"  {s.name:<24} {s.lines:>8} lines {s.bytes:>10} chars{note}")
+            for p in job.problems:
+                click.echo(f"problem: {p}", err=True)
+            return
+        if original and job.info.anonymized:
+            files = layout.archive().read(job.info.path, "original")
+            err = files.get(f"{job.info.name}.err")
+            found = {
+                name: text
+                for name, _k, text, _s in job_texts(
+                    files.get(f"{job.info.name}.out"), split_err(err) if err is not None else None
+                )
+            }
+            if section_name not in found:
+                raise GwmsError(f"{job.info.name} has no section {section_name!r}")
+            layout.audit().record(who=_local_user(), action="section", job=str(job.id),
+                                  path=job.info.path, section=section_name)
+            text = found[section_name]
+        else:
+            info_s = next((s for s in sections if s.name == section_name), None)
+            if info_s is None:
+                names = ", ".join(s.name for s in sections) or "none"
+                raise GwmsError(f"{job.info.name} has no section {section_name!r} (sections: {names})")
+            if not job.info.anonymized:
+                layout.audit().record(who=_local_user(), action="section", job=str(job.id),
+                                      path=job.info.path, section=section_name)
+            text = index.section_texts([info_s.id]).get(info_s.id, "")
+        lines, _total = slice_lines(text, first, last)
+        for line in lines:
+            click.echo(f"{line.number:>7}  {line.text}" if numbers else line.text)
+    finally:
+        index.close()
+
+
+@logs.command("serve")
+@_data_option
+@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True, help="Port (0: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--security",
+    "security_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The pool directory whose keys/ verify tokens (default: --data; made if missing).",
+)
+@click.option("--tls/--no-tls", default=False, show_default=True, help="HTTPS with the security directory's service certificate.")
+def serve_cmd(data_dir: Path, port: int, host: str, security_dir: Path | None, tls: bool) -> None:
+    """Serve the JSON API (search, jobs, sections, downloads) until interrupted.
+
+    Tokens with READ see anonymized texts; originals need LOGS_ORIGINAL (or
+    ADMINISTRATOR) and every access to one is appended to DATA/audit.log.
+    """
+    from gwms.monitor.api import create_monitor_app
+    from gwms.monitor.layout import MonitorLayout
+    from gwms.net import ServiceServer
+    from gwms.security.layout import SecurityLayout, ensure_pool_keys
+
+    layout = MonitorLayout.at(data_dir)
+    index = layout.open_index()
+    secdir = security_dir or data_dir
+    verifier = ensure_pool_keys(secdir).verifier()
+    app = create_monitor_app(
+        index, verifier=verifier, audit=layout.audit(), archive=layout.archive(), close_index=True
+    )
+    ssl_options: dict[str, str] = {}
+    if tls:
+        cert = SecurityLayout(secdir).service_cert()
+        ssl_options = {"ssl_certfile": str(cert.cert_path), "ssl_keyfile": str(cert.key_path)}
+    server = ServiceServer(app, host=host, port=port, service="monitor", **ssl_options)
+    server.serve_forever(announce=lambda line: click.echo(line))

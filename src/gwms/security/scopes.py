@@ -22,6 +22,8 @@ ADVERTISE_SCHEDD = "ADVERTISE_SCHEDD"
 ADVERTISE_MASTER = "ADVERTISE_MASTER"
 ADVERTISE_FACTORY = "ADVERTISE_FACTORY"
 ADVERTISE_FRONTEND = "ADVERTISE_FRONTEND"
+#: Read original (not anonymized) glidein logs in the log monitor; every access is audited.
+LOGS_ORIGINAL = "LOGS_ORIGINAL"
 
 #: Every scope gwms itself defines.
 ALL_SCOPES: frozenset[str] = frozenset(
@@ -36,6 +38,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         ADVERTISE_MASTER,
         ADVERTISE_FACTORY,
         ADVERTISE_FRONTEND,
+        LOGS_ORIGINAL,
     }
 )
 

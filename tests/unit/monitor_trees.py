@@ -93,8 +93,7 @@ def leaks(blob: str, p: Planted) -> list[str]:
     return found
 
 
-def untar(path: Path) -> dict[str, bytes]:
-    """The files of an archive written by :class:`gwms.monitor.archive.Archive`."""
-    codec = codec_named("zstd" if path.name.endswith(".zst") else "gzip")
-    with tarfile.open(fileobj=BytesIO(codec.decompress(path.read_bytes())), mode="r:") as tar:
+def untar(blob: bytes, codec: str) -> dict[str, bytes]:
+    """The files of a packed archive, opened independently of the archive module."""
+    with tarfile.open(fileobj=BytesIO(codec_named(codec).decompress(blob)), mode="r:") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]

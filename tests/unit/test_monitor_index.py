@@ -167,11 +167,17 @@ def test_index_urls_and_schema(tmp_path: Path) -> None:
 
 def test_queries_use_the_keys_not_a_sort(tmp_path: Path) -> None:
     index = open_index(tmp_path / "i.sqlite")
-    plan = " ".join(index.explain(parse_query("alpha entry:E1 time:2024-05-01", now=0)))
-    assert "TEMP B-TREE" not in plan  # pages come in key order straight from FTS5
-    assert "SEARCH j USING INTEGER PRIMARY KEY" in plan
+    assert isinstance(index, SQLiteIndex)
+    plan = " ".join(index.explain(parse_query("alpha time:2024-05-01", now=0)))
+    assert "TEMP B-TREE" not in plan and "SCAN f VIRTUAL TABLE" in plan  # FTS5 in key order
     jobs_plan = " ".join(index.explain(parse_query("entry:E1", now=0)))
     assert "jobs_entry" in jobs_plan and "TEMP B-TREE" not in jobs_plan
+    # few jobs pass the filters (none here): the jobs drive, FTS5 seeks each one's keys
+    driven = index.explain(parse_query("alpha entry:E1", now=0))
+    assert driven[0].startswith("SEARCH j USING") and "VIRTUAL TABLE" in driven[1]
+    index.job_driven_max = -1  # never: FTS5 drives and joins the jobs
+    plan = " ".join(index.explain(parse_query("alpha entry:E1", now=0)))
+    assert plan.startswith("SCAN f VIRTUAL TABLE") and "TEMP B-TREE" not in plan
     index.close()
 
 
@@ -194,24 +200,42 @@ def test_codecs_round_trip_and_refuse_garbage(codec) -> None:  # type: ignore[no
 
 @pytest.mark.parametrize("codec", [GzipCodec(), ZstdCodec()], ids=["gzip", "zstd"])
 def test_archive_write_read_replace_delete(tmp_path: Path, codec) -> None:  # type: ignore[no-untyped-def]
+    import stat as st
+
     archive = Archive(tmp_path / "a", codec)
     files = {"job.1.0.out": b"out text", "job.1.0.err": b"err \xff bytes"}
-    written = archive.write("user_x/glidein_y/entry_z/job.1.0", "original", files, {"job.1.0.out": 1e9})
-    assert written.path.name == "job.1.0" + (".tar.gz" if codec.name == "gzip" else ".tar.zst")
-    assert archive.read("user_x/glidein_y/entry_z/job.1.0", "original") == files
-    # written with the other codec: the stale copy goes
+    job = "user_x/glidein_y/entry_z/job.1.0"
+    item = archive.write(job, "original", files, {"job.1.0.out": 1e9})
+    assert item.codec == codec.name and item.suffix == (".tar.gz" if codec.name == "gzip" else ".tar.zst")
+    assert item.media_type == ("application/gzip" if codec.name == "gzip" else "application/zstd")
+    assert st.S_IMODE(archive.path.stat().st_mode) == 0o600
+    assert archive.read(job, "original") == files and archive.exists(job, "original")
+    assert not archive.exists(job, "anonymized")
+    # stored again with the other codec: the same row, replaced
     other = Archive(tmp_path / "a", ZstdCodec() if codec.name == "gzip" else GzipCodec())
-    other.write("user_x/glidein_y/entry_z/job.1.0", "original", {"job.1.0.out": b"new"})
-    assert list((tmp_path / "a" / "original" / "user_x/glidein_y/entry_z").iterdir()) == [
-        other.path_for("user_x/glidein_y/entry_z/job.1.0", "original")
-    ]
-    assert archive.read("user_x/glidein_y/entry_z/job.1.0", "original") == {"job.1.0.out": b"new"}
-    assert archive.delete("user_x/glidein_y/entry_z/job.1.0") > 0
+    other.write(job, "original", {"job.1.0.out": b"new"})
+    assert archive.read(job, "original") == {"job.1.0.out": b"new"}
+    assert archive.stats() == {"original_archives": 1, "original_bytes": archive.get(job, "original").size}
+    # a batch in one transaction, then deletion
+    archive.put([archive.pack(f"u/g/e/job.{i}.0", "anonymized", {"x": b"y" * i}) for i in range(5)])
+    assert archive.stats()["anonymized_archives"] == 5
+    size = archive.get(job, "original").size
+    assert archive.delete(job) == size and archive.delete(job) == 0
+    archive.reclaim()
     with pytest.raises(ArchiveError, match="no original archive"):
-        archive.read("user_x/glidein_y/entry_z/job.1.0", "original")
-    for bad in ("../etc/passwd", "/abs/job", "a/../../b", ""):
+        archive.read(job, "original")
+    for bad in ("../etc/passwd", "/abs/job", "a/../../b", "", "a//b"):
         with pytest.raises(ArchiveError, match="bad job path"):
             archive.write(bad, "original", files)
+    archive.close()
+    other.close()
+
+
+def test_a_corrupt_archive_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    from gwms.monitor.archive import ArchiveItem, unpack
+
+    with pytest.raises(ArchiveError, match="cannot read"):
+        unpack(ArchiveItem("u/g/e/job.1.0", "original", "zstd", b"not zstd at all"))
 
 
 @pytest.mark.parametrize(
@@ -301,9 +325,9 @@ def test_prune_keeps_rows_and_pruned_jobs_are_not_indexed_again(tmp_path: Path) 
         row = index.job(e.job_id)
         assert row is not None and row.pruned_at is not None  # the summary stays
         assert index.sections(e.job_id) == []
-        assert archive.path_for(e.path, "original") is None
+        assert not archive.exists(e.path, "original")
     survivors = entries[report.jobs_dropped :]
-    assert all(archive.path_for(e.path, "original") is not None for e in survivors)
+    assert all(archive.exists(e.path, "original") for e in survivors)
     # searches skip pruned texts; the next pass does not bring them back
     ids = {r.job.id for r in Searcher(index).search(parse_query("condor", now=time.time()), limit=100).rows}
     assert ids == {e.job_id for e in survivors}
@@ -313,7 +337,7 @@ def test_prune_keeps_rows_and_pruned_jobs_are_not_indexed_again(tmp_path: Path) 
     r2 = prune(index, archive, old, now=time.time() + 10**10)
     assert r2.originals_dropped == len(survivors) and r2.jobs_dropped == 0
     assert all(index.sections(e.job_id) for e in survivors)
-    assert all(archive.path_for(e.path, "original") is None for e in survivors)
+    assert not any(archive.exists(e.path, "original") for e in survivors)
     index.close()
 
 

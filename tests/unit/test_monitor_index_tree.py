@@ -92,16 +92,16 @@ def test_every_job_section_and_column_is_indexed(plain) -> None:  # type: ignore
 
 def test_the_original_archive_holds_the_files_byte_for_byte(plain) -> None:  # type: ignore[no-untyped-def]
     index, archive, _report, _src = plain
+    assert stat.S_IMODE(archive.path.stat().st_mode) == 0o600  # it holds originals
     for job in JOBS[:3]:
         row = by_path(index, job)
-        path = archive.path_for(row.info.path, "original")
-        assert path is not None and path.name.endswith((".tar.zst", ".tar.gz"))
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        files = untar(path)
+        item = archive.get(row.info.path, "original")
+        assert item is not None and item.suffix == ".tar.zst" and item.size == row.original_bytes
+        files = untar(item.blob, item.codec)
         assert files == {job.out_name: job.out.encode(), job.err_name: job.err.encode()}
         assert archive.read(row.info.path, "original") == files
         # nothing anonymized was made
-        assert archive.path_for(row.info.path, "anonymized") is None
+        assert archive.get(row.info.path, "anonymized") is None
 
 
 def test_a_second_pass_reads_nothing_and_grown_files_are_indexed_again(tree: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -193,7 +193,9 @@ def test_anonymized_index_and_archive_hold_no_planted_value(tree: Path, tmp_path
         # the truncated sections stay reported as such, though re-encoded whole
         assert {s.name for s in sections if s.truncated} == job.truncated
         # the anonymized archive: both files, and every section decoded again
-        files = untar(archive.path_for(row.info.path, "anonymized"))
+        anon = archive.get(row.info.path, "anonymized")
+        assert anon is not None and anon.size == row.anonymized_bytes
+        files = untar(anon.blob, anon.codec)
         assert set(files) == {job.out_name, job.err_name}
         texts.append(files[job.out_name].decode())
         err = split_err(files[job.err_name])
@@ -203,7 +205,7 @@ def test_anonymized_index_and_archive_hold_no_planted_value(tree: Path, tmp_path
         assert row.info.glidein_uuid == job.expected["glidein_uuid"]
         assert row.info.exit_code == job.expected["exit_code"] and row.info.entry == job.entry
         # the original is still archived as it was
-        assert untar(archive.path_for(row.info.path, "original"))[job.err_name] == job.err.encode()
+        assert archive.read(row.info.path, "original")[job.err_name] == job.err.encode()
         assert row.info.site and row.info.site in job.expected["host"] or "." not in str(job.expected["host"])
     assert leaks("\n".join(texts), p) == []
     # and searching the index for a planted host or user finds nothing

@@ -254,10 +254,61 @@ def test_limits_are_checked(index: LogIndex) -> None:
         Searcher(index).search(q(""), order="sideways")  # type: ignore[arg-type]
 
 
-def test_a_histogram_that_takes_too_long_is_left_out(index: LogIndex, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_total_or_histogram_that_takes_too_long_is_left_out(index: LogIndex, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(index, "progress_steps", 10)  # check the deadline often: a small index is fast
     query = q("condor OR slot1 OR startd")
     assert index.histogram(query, 3600, timeout=-1.0) is None  # out of time at once
     assert sum(index.histogram(query, 3600, timeout=60.0).values()) == index.count(query, cap=10**6)
     page = Searcher(index, histogram_seconds=-1.0).search(query, with_histogram=True)
     assert page.histogram is None and page.total and page.rows
+    assert index.count(query, cap=10**6, timeout=-1.0) is None
+    late = Searcher(index, count_seconds=-1.0).search(query)
+    assert late.total is None and late.rows
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "condor entry:{entry}",
+        "condor exit:!0",
+        "slot1 OR claim user:{user} section:Start*",
+        "section:StartdLog exit:0",
+        "problems:yes section:StarterLog",
+        "condor job:{cluster}",
+        "activity time:{start}..",
+    ],
+)
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_both_strategies_give_the_same_pages(index: LogIndex, text: str, order: str) -> None:
+    """Jobs driving (few pass the filters) and FTS5 driving give the same rows, pages, totals."""
+    ref = ALL[3]
+    query = q(text.format(entry=ref.entry, user=ref.frontend_user, cluster=ref.cluster,
+                          start=ref.expected["start_epoch"]))
+
+    def everything(job_driven_max: int) -> tuple[list[int], int | None, object]:
+        index.job_driven_max = job_driven_max  # type: ignore[attr-defined]
+        index.job_driven_ratio = 0  # type: ignore[attr-defined]  # whatever the time range
+        index.job_chunk = 1  # type: ignore[attr-defined]  # several chunks per page
+        plan = index._plan(query, False)  # type: ignore[attr-defined]
+        assert plan.job_driven == (plan.needs_jobs and job_driven_max > 0)
+        searcher = Searcher(index)
+        keys: list[int] = []
+        cursor, total, histogram = None, None, None
+        while True:
+            page = searcher.search(query, limit=4, cursor=cursor, order=order,  # type: ignore[arg-type]
+                                   with_total=cursor is None, with_histogram=cursor is None)
+            if cursor is None:
+                total, histogram = page.total, page.histogram
+            keys.extend(r.key for r in page.rows)
+            cursor = page.next_cursor
+            if cursor is None:
+                return keys, total, histogram
+
+    try:
+        driven = everything(10**9)
+        scanned = everything(-1)
+    finally:
+        for name in ("job_driven_max", "job_driven_ratio", "job_chunk"):
+            delattr(index, name)  # back to the class's values
+    assert driven == scanned
+    assert driven[0] and driven[1] == len(driven[0])

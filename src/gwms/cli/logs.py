@@ -632,7 +632,8 @@ def index_cmd(
     anon = _anonymizer(data_dir, anonymize, key_dir, mode, policy_file)
     retention = _retention(max_age, original_max_age, max_size)
     index = layout.open_index()
-    indexer = Indexer(index, source, archive=layout.archive(), anonymizer=anon, retention=retention)
+    archive = layout.archive()
+    indexer = Indexer(index, source, archive=archive, anonymizer=anon, retention=retention)
     progress = _PassProgress()
 
     def report(r) -> None:  # type: ignore[no-untyped-def]
@@ -652,6 +653,7 @@ def index_cmd(
                 report(indexer.run_pass(progress=progress, stop=stop.event))
     finally:
         progress.close()
+        archive.close()
         index.close()
 
 
@@ -687,7 +689,11 @@ def prune_cmd(
                 f" {plan.bytes_before / 1e6:.1f} MB -> {plan.bytes_after / 1e6:.1f} MB"
             )
             return
-        r = prune(index, layout.archive(), policy)
+        archive = layout.archive()
+        try:
+            r = prune(index, archive, policy)
+        finally:
+            archive.close()
         for e in r.errors:
             click.echo(f"error: {e}", err=True)
         click.echo(

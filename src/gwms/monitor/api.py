@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from gwms.monitor.archive import Archive, ArchiveError
@@ -351,7 +351,7 @@ def create_monitor_app(
 ) -> FastAPI:
     """The monitor's FastAPI app (see the module docstring for the endpoints).
 
-    ``close_index`` closes the index when the app shuts down.
+    ``close_index`` closes the index (and the archive) when the app shuts down.
     """
 
     @asynccontextmanager
@@ -359,6 +359,8 @@ def create_monitor_app(
         yield
         if close_index:
             index.close()
+            if archive is not None:
+                archive.close()
 
     from gwms.net.app import create_app
 
@@ -498,24 +500,31 @@ def create_monitor_app(
             },
         )
 
-    @app.get("/v1/jobs/{ref}/archive", tags=["downloads"], summary="The job's archived files (tar, compressed)")
-    def archive_download(ref: str, who: Reader, request: Request, original: bool = False) -> FileResponse:
+    @app.get(
+        "/v1/jobs/{ref}/archive",
+        response_class=Response,
+        tags=["downloads"],
+        summary="The job's archived files (tar, compressed)",
+    )
+    def archive_download(ref: str, who: Reader, request: Request, original: bool = False) -> Response:
         job = m.resolve(ref)
         is_original = m.check_original(job, original, who)
         if m.archive is None:
             raise ApiError(404, "no_archive", "this monitor keeps no archive")
         kind = "original" if is_original else "anonymized"
-        path = m.archive.path_for(job.info.path, kind)  # type: ignore[arg-type]
-        if path is None:
+        item = m.archive.get(job.info.path, kind)  # type: ignore[arg-type]
+        if item is None:
             raise ApiError(410, "archive_gone", f"no {kind} archive of {job.info.name} is kept")
         if is_original:
             m.audited(who, request, job, "download-archive", None)
-        suffix = ".tar.zst" if path.name.endswith(".zst") else ".tar.gz"
-        return FileResponse(
-            path,
-            media_type=m.archive.media_type(path),
-            filename=_filename(job.info.name, kind) + suffix,
-            headers={"X-Content-Type-Options": "nosniff"},
+        filename = _filename(job.info.name, kind) + item.suffix
+        return Response(
+            item.blob,
+            media_type=item.media_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "X-Content-Type-Options": "nosniff",
+            },
         )
 
     @app.get("/v1/jobs/{ref}/bundle", response_model=Bundle, tags=["downloads"], summary="The job as one JSON document")

@@ -1,14 +1,17 @@
 """The per-job archive: original and anonymized log files, compressed, with retention.
 
-Layout under the archive root::
+Each job's archive is a tar of its ``job.C.P.out`` and ``job.C.P.err`` (their mtimes
+kept), compressed with zstd when the ``zstandard`` package is installed, else gzip level
+1: chosen for speed, since the indexer compresses everything it reads. A download is that
+``.tar.zst`` / ``.tar.gz``, which ``tar xf`` opens.
 
-    original/user_<fe>/glidein_<inst>/entry_<entry>/job.C.P.tar.zst    (0600: may hold secrets)
-    anonymized/user_<fe>/glidein_<inst>/entry_<entry>/job.C.P.tar.zst
-
-Each file is a tar of the job's ``job.C.P.out`` and ``job.C.P.err`` (their mtimes kept),
-compressed with zstd when the ``zstandard`` package is installed, else gzip level 1
-(``.tar.gz``): chosen for speed, the indexer compresses everything it reads. Both open
-with ``tar xf`` (GNU tar detects the compression).
+The archives are kept as blobs in one SQLite file, ``archive.sqlite`` (0600, since it
+holds originals), one row per job and kind (``original`` / ``anonymized``), not as one
+file per job: creating a file costs a few hundred microseconds of file-system work on
+the machines measured, more than all the rest of archiving a job, and millions of small
+files are hard on any file system. Writes come in batches (one transaction each, from
+the indexer's writer thread); retention deletes rows and gives the pages back
+(incremental vacuum).
 
 Retention (:func:`plan_prune`, a pure decision, and :func:`prune`, which carries it out)
 drops jobs older than a maximum age, originals older than their own (usually shorter)
@@ -20,7 +23,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import sqlite3
 import tarfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,75 +33,208 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from gwms.errors import GwmsError
-from gwms.monitor.compression import Codec, codec_named, default_codec
+from gwms.monitor.compression import Codec, CodecError, codec_named, default_codec
 from gwms.monitor.index import LogIndex, RetentionEntry
 
 __all__ = [
     "ARCHIVE_KINDS",
     "Archive",
     "ArchiveError",
-    "ArchivedFile",
+    "ArchiveItem",
     "PrunePlan",
     "PruneReport",
     "RetentionPolicy",
+    "pack",
     "parse_size",
     "plan_prune",
     "prune",
+    "unpack",
 ]
 
 ArchiveKind = Literal["original", "anonymized"]
 ARCHIVE_KINDS: tuple[ArchiveKind, ...] = ("original", "anonymized")
 _SUFFIXES = {"zstd": ".tar.zst", "gzip": ".tar.gz"}
+_MEDIA_TYPES = {"zstd": "application/zstd", "gzip": "application/gzip"}
 
 
 class ArchiveError(GwmsError):
-    """An archive file is missing, unreadable, or a job path would leave the archive."""
+    """An archive is missing or unreadable, or a job path is not one."""
 
     http_status = 404
 
 
 @dataclass(frozen=True)
-class ArchivedFile:
-    """One written archive file: where, how big, compressed how."""
+class ArchiveItem:
+    """One job's archive of one kind, packed: what :meth:`Archive.put` stores."""
 
-    path: Path
-    size: int
+    path: str
+    kind: ArchiveKind
     codec: str
+    blob: bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes stored."""
+        return len(self.blob)
+
+    @property
+    def suffix(self) -> str:
+        """``.tar.zst`` or ``.tar.gz``."""
+        return _SUFFIXES[self.codec]
+
+    @property
+    def media_type(self) -> str:
+        """``application/zstd`` or ``application/gzip``."""
+        return _MEDIA_TYPES[self.codec]
 
 
-def _check_job_path(job_path: str) -> PurePosixPath:
+def _check_job_path(job_path: str) -> str:
     p = PurePosixPath(job_path)
-    if p.is_absolute() or not p.parts or any(part in ("", ".", "..") for part in p.parts):
+    if not job_path or p.is_absolute() or any(part in ("", ".", "..") for part in job_path.split("/")):
         raise ArchiveError(f"bad job path {job_path!r}")
-    return p
+    return job_path
+
+
+def pack(
+    job_path: str,
+    kind: ArchiveKind,
+    files: Mapping[str, bytes],
+    mtimes: Mapping[str, float] | None = None,
+    codec: Codec | None = None,
+) -> ArchiveItem:
+    """Tar ``files`` (name -> content) and compress them: a job's archive, ready to store."""
+    if kind not in ARCHIVE_KINDS:
+        raise ArchiveError(f"unknown archive kind {kind!r}")
+    codec = codec or default_codec()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(PurePosixPath(name).name)
+            info.size = len(data)
+            info.mode = 0o600 if kind == "original" else 0o644
+            info.mtime = int((mtimes or {}).get(name, 0))
+            tar.addfile(info, io.BytesIO(data))
+    return ArchiveItem(_check_job_path(job_path), kind, codec.name, codec.compress(buf.getvalue()))
+
+
+def unpack(item: ArchiveItem) -> dict[str, bytes]:
+    """The files of a packed archive, by name."""
+    try:
+        data = codec_named(item.codec).decompress(item.blob)
+        out: dict[str, bytes] = {}
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        out[member.name] = fh.read()
+    except (OSError, tarfile.TarError, CodecError) as exc:
+        raise ArchiveError(f"cannot read the {item.kind} archive of {item.path}: {exc}") from None
+    return out
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS archive (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    codec TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    written REAL NOT NULL,
+    blob BLOB NOT NULL,
+    UNIQUE (path, kind)
+);
+"""
 
 
 class Archive:
-    """The archive under ``root`` (see the module docstring for the layout).
+    """The archive in ``root``/archive.sqlite (see the module docstring).
 
     Args:
         root: the archive directory (created when first written).
-        codec: how new files are compressed (default: zstd level 3, else gzip level 1).
+        codec: how new archives are compressed (default: zstd level 3, else gzip level 1).
+
+    Connections are per thread; writes are batched by the caller (:meth:`put`).
     """
 
     def __init__(self, root: str | os.PathLike[str], codec: Codec | None = None) -> None:
         self.root = Path(root)
+        self.path = self.root / "archive.sqlite"
         self.codec = codec or default_codec()
-        self._made: set[Path] = set()  # directories known to exist
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: dict[int, sqlite3.Connection] = {}
 
-    def _base(self, job_path: str, kind: ArchiveKind) -> Path:
-        if kind not in ARCHIVE_KINDS:
-            raise ArchiveError(f"unknown archive kind {kind!r}")
-        return self.root / kind / Path(*_check_job_path(job_path).parts)
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # made private before SQLite writes anything into it
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"cannot open the archive {self.path}: {exc}") from None
+        self._local.conn = conn
+        with self._lock:
+            alive = {t.ident for t in threading.enumerate()}
+            for ident in [i for i in self._all if i not in alive]:
+                try:
+                    self._all.pop(ident).close()
+                except sqlite3.Error:
+                    pass
+            self._all[threading.get_ident()] = conn
+        return conn
 
-    def path_for(self, job_path: str, kind: ArchiveKind) -> Path | None:
-        """The archive file of a job, whatever its codec, or None if there is none."""
-        base = self._base(job_path, kind)
-        for suffix in _SUFFIXES.values():
-            candidate = base.with_name(base.name + suffix)
-            if candidate.is_file():
-                return candidate
-        return None
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            conns, self._all = list(self._all.values()), {}
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    def pack(
+        self,
+        job_path: str,
+        kind: ArchiveKind,
+        files: Mapping[str, bytes],
+        mtimes: Mapping[str, float] | None = None,
+    ) -> ArchiveItem:
+        """:func:`pack` with this archive's codec."""
+        return pack(job_path, kind, files, mtimes, self.codec)
+
+    def put(self, items: Sequence[ArchiveItem]) -> None:
+        """Store (or replace) archives, all in one transaction."""
+        if not items:
+            return
+        conn = self._conn()
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # a few multi-row statements, not one per row: each statement gives up and
+            # takes back Python's GIL, which the indexer's parsing thread is holding
+            for i in range(0, len(items), 4000):
+                chunk = items[i : i + 4000]
+                conn.execute(
+                    "INSERT INTO archive (path, kind, codec, size, written, blob) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                    + " ON CONFLICT (path, kind) DO UPDATE SET codec = excluded.codec,"
+                    " size = excluded.size, written = excluded.written, blob = excluded.blob",
+                    [v for it in chunk for v in (it.path, it.kind, it.codec, it.size, now, it.blob)],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def write(
         self,
@@ -104,83 +242,60 @@ class Archive:
         kind: ArchiveKind,
         files: Mapping[str, bytes],
         mtimes: Mapping[str, float] | None = None,
-        *,
-        replacing: bool = True,
-    ) -> ArchivedFile:
-        """Write (or replace) a job's archive of ``files`` (name -> content).
+    ) -> ArchiveItem:
+        """Pack and store one job's archive at once."""
+        item = self.pack(job_path, kind, files, mtimes)
+        self.put([item])
+        return item
 
-        ``replacing=False`` (a job never archived before) skips looking for a copy
-        written with another codec, which saves the indexer a file-system call per job.
-        """
-        base = self._base(job_path, kind)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in files.items():
-                info = tarfile.TarInfo(PurePosixPath(name).name)
-                info.size = len(data)
-                info.mode = 0o600 if kind == "original" else 0o644
-                info.mtime = int((mtimes or {}).get(name, 0))
-                tar.addfile(info, io.BytesIO(data))
-        blob = self.codec.compress(buf.getvalue())
-        directory = base.parent
-        if directory not in self._made:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700 if kind == "original" else 0o755)
-            self._made.add(directory)
-        name = base.name + _SUFFIXES[self.codec.name]
-        target = directory / name
-        tmp = directory / f".{name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if kind == "original" else 0o644)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if replacing:  # a copy written before with another codec is stale now
-            for suffix in _SUFFIXES.values():
-                other = directory / (base.name + suffix)
-                if other != target:
-                    other.unlink(missing_ok=True)
-        return ArchivedFile(target, len(blob), self.codec.name)
+    def get(self, job_path: str, kind: ArchiveKind) -> ArchiveItem | None:
+        """A job's packed archive (for downloads), or None."""
+        _check_job_path(job_path)
+        row = self._conn().execute(
+            "SELECT codec, blob FROM archive WHERE path = ? AND kind = ?", (job_path, kind)
+        ).fetchone()
+        return None if row is None else ArchiveItem(job_path, kind, row[0], row[1])
+
+    def exists(self, job_path: str, kind: ArchiveKind) -> bool:
+        """True if the archive holds this job's files of ``kind``."""
+        return (
+            self._conn()
+            .execute("SELECT 1 FROM archive WHERE path = ? AND kind = ?", (job_path, kind))
+            .fetchone()
+            is not None
+        )
 
     def read(self, job_path: str, kind: ArchiveKind) -> dict[str, bytes]:
         """Every file in a job's archive, by name."""
-        path = self.path_for(job_path, kind)
-        if path is None:
+        item = self.get(job_path, kind)
+        if item is None:
             raise ArchiveError(f"no {kind} archive of {job_path}")
-        codec = codec_named("zstd" if path.name.endswith(".zst") else "gzip")
-        try:
-            data = codec.decompress(path.read_bytes())
-            out: dict[str, bytes] = {}
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                for member in tar.getmembers():
-                    if member.isfile():
-                        fh = tar.extractfile(member)
-                        if fh is not None:
-                            out[member.name] = fh.read()
-        except (OSError, tarfile.TarError) as exc:
-            raise ArchiveError(f"cannot read {path}: {exc}") from None
-        return out
-
-    def media_type(self, path: Path) -> str:
-        """The HTTP media type of an archive file."""
-        return "application/zstd" if path.name.endswith(".zst") else "application/gzip"
+        return unpack(item)
 
     def delete(self, job_path: str, kinds: Iterable[ArchiveKind] = ARCHIVE_KINDS) -> int:
-        """Delete a job's archive files of ``kinds``; the bytes freed."""
+        """Delete a job's archives of ``kinds``; the bytes freed."""
+        conn = self._conn()
         freed = 0
         for kind in kinds:
-            base = self._base(job_path, kind)
-            for suffix in _SUFFIXES.values():
-                p = base.with_name(base.name + suffix)
-                try:
-                    size = p.stat().st_size
-                    p.unlink()
-                    freed += size
-                except FileNotFoundError:
-                    continue
+            row = conn.execute(
+                "DELETE FROM archive WHERE path = ? AND kind = ? RETURNING size", (job_path, kind)
+            ).fetchone()
+            freed += row[0] if row else 0
         return freed
+
+    def reclaim(self) -> None:
+        """Give the pages of deleted archives back to the file system."""
+        self._conn().execute("PRAGMA incremental_vacuum")
+
+    def stats(self) -> dict[str, int]:
+        """Archives and bytes stored, per kind."""
+        out: dict[str, int] = {}
+        for kind, n, size in self._conn().execute(
+            "SELECT kind, count(*), coalesce(sum(size), 0) FROM archive GROUP BY kind"
+        ):
+            out[f"{kind}_archives"] = n
+            out[f"{kind}_bytes"] = size
+        return out
 
 
 # ----------------------------------------------------------------------------------
@@ -319,6 +434,8 @@ def prune(
         index.drop_data(dropped)
     if originals:
         index.drop_data(originals, original_only=True)
+    if dropped or originals:
+        archive.reclaim()
     report.jobs_dropped = len(dropped)
     report.originals_dropped = len(originals)
     return report

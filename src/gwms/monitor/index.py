@@ -23,10 +23,13 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gwms.errors import GwmsError
 from gwms.monitor.search import JobRef, Order, SearchQuery
+
+if TYPE_CHECKING:
+    from gwms.monitor.archive import ArchiveItem
 
 __all__ = [
     "MAX_ORDINAL",
@@ -210,7 +213,11 @@ class SectionRecord:
 
 @dataclass
 class JobRecord:
-    """Everything the indexer learned about one job, ready to be stored."""
+    """Everything the indexer learned about one job, ready to be stored.
+
+    ``archive`` holds the job's packed archives (original, anonymized), which the
+    indexer stores in the archive alongside the record.
+    """
 
     info: JobInfo
     checkpoint: Checkpoint
@@ -220,6 +227,7 @@ class JobRecord:
     original_bytes: int = 0
     anonymized_bytes: int = 0
     indexed_at: float = 0.0
+    archive: list[ArchiveItem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -335,8 +343,16 @@ class LogIndex(Protocol):
         """One page of rows matching ``query`` (not its regex), after key ``after``."""
         ...
 
-    def count(self, query: SearchQuery, *, cap: int, anonymized_only: bool = False) -> int:
-        """How many rows match, counting at most ``cap`` (so the answer is ``min(n, cap)``)."""
+    def count(
+        self,
+        query: SearchQuery,
+        *,
+        cap: int,
+        anonymized_only: bool = False,
+        timeout: float | None = None,
+    ) -> int | None:
+        """How many rows match, counting at most ``cap`` (so the answer is ``min(n, cap)``);
+        None when counting takes longer than ``timeout`` seconds."""
         ...
 
     def time_bounds(
@@ -364,6 +380,10 @@ class LogIndex(Protocol):
     def drop_data(self, job_ids: Sequence[int], *, original_only: bool = False) -> None:
         """Record that jobs' archives were pruned (all, or only originals); texts of fully
         pruned jobs are deleted. Their rows stay, so unchanged files are not re-indexed."""
+        ...
+
+    def maintain(self) -> None:
+        """Cheap upkeep after a batch of writes (refresh the planner's statistics)."""
         ...
 
     def stats(self) -> dict[str, Any]:

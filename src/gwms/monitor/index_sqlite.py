@@ -108,15 +108,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     pruned_at REAL,
     original_pruned_at REAL
 );
-CREATE INDEX IF NOT EXISTS jobs_entry ON jobs(entry);
-CREATE INDEX IF NOT EXISTS jobs_site ON jobs(site);
-CREATE INDEX IF NOT EXISTS jobs_frontend_user ON jobs(frontend_user);
-CREATE INDEX IF NOT EXISTS jobs_client_group ON jobs(client_group);
-CREATE INDEX IF NOT EXISTS jobs_client_name ON jobs(client_name);
-CREATE INDEX IF NOT EXISTS jobs_host ON jobs(host);
-CREATE INDEX IF NOT EXISTS jobs_uuid ON jobs(glidein_uuid);
-CREATE INDEX IF NOT EXISTS jobs_cluster ON jobs(cluster, proc);
-CREATE INDEX IF NOT EXISTS jobs_exit ON jobs(exit_code);
 CREATE TABLE IF NOT EXISTS sections (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -128,7 +119,6 @@ CREATE TABLE IF NOT EXISTS sections (
     problem TEXT,
     truncated INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS sections_name ON sections(name);
 CREATE TABLE IF NOT EXISTS section_text (
     id INTEGER PRIMARY KEY,
     codec TEXT NOT NULL,
@@ -137,6 +127,22 @@ CREATE TABLE IF NOT EXISTS section_text (
 CREATE VIRTUAL TABLE IF NOT EXISTS section_fts USING fts5(
     body, content='', tokenize='{TOKENIZER}'
 );
+"""
+
+# indexes: made with the tables, and on every open (so an index added later appears)
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_entry ON jobs(entry);
+CREATE INDEX IF NOT EXISTS jobs_site ON jobs(site);
+CREATE INDEX IF NOT EXISTS jobs_frontend_user ON jobs(frontend_user);
+CREATE INDEX IF NOT EXISTS jobs_client_group ON jobs(client_group);
+CREATE INDEX IF NOT EXISTS jobs_client_name ON jobs(client_name);
+CREATE INDEX IF NOT EXISTS jobs_host ON jobs(host);
+CREATE INDEX IF NOT EXISTS jobs_uuid ON jobs(glidein_uuid);
+CREATE INDEX IF NOT EXISTS jobs_cluster ON jobs(cluster, proc);
+CREATE INDEX IF NOT EXISTS jobs_exit ON jobs(exit_code);
+CREATE INDEX IF NOT EXISTS jobs_problems ON jobs(problem_count) WHERE problem_count > 0;
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(finished) WHERE finished = 0;
+CREATE INDEX IF NOT EXISTS sections_name ON sections(name);
 """
 
 # the job columns, in the order of JobInfo's fields (path first)
@@ -188,6 +194,24 @@ def _job_from_row(row: Sequence[Any], offset: int = 0) -> JobRow:
     )
 
 
+_MAX_PARAMS = 30_000  # below SQLite's 32,766 bound parameters per statement
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` with as few statements as the parameter limit allows (values bound,
+    never spliced into the SQL)."""
+    if not rows:
+        return
+    per = max(1, _MAX_PARAMS // len(columns))
+    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    for i in range(0, len(rows), per):
+        chunk = rows[i : i + per]
+        conn.execute(head + ", ".join([row_marks] * len(chunk)), [v for row in chunk for v in row])
+
+
 def _section_from_row(row: Sequence[Any], offset: int = 0) -> SectionInfo:
     sid, name, kind, lines, size, members, columns, problem, truncated = row[
         offset : offset + len(_SECTION_COLS)
@@ -208,40 +232,27 @@ def _section_from_row(row: Sequence[Any], offset: int = 0) -> SectionInfo:
 
 
 class _Plan:
-    """The FROM, WHERE and parameters of one search, and the column its rows are keyed by.
+    """How to run one search: the tables, the conditions and their parameters.
 
-    Pages join the job and section rows they show; counts and histograms join only
-    the tables a filter needs (a full-text count then reads the FTS5 index alone).
+    Two strategies. Normally the key table drives (FTS5 in rowid order for full text,
+    else ``sections`` or ``jobs``), and rows are joined to the job and section rows a
+    filter or a page needs; pages stop after ``limit`` rows. When the job filters leave
+    only a few jobs (:attr:`job_driven`, decided by the index from a capped count), the
+    jobs drive instead: each job's section rows are one key range, which FTS5 seeks
+    directly, so a common word with a rare filter does not walk the whole index.
     """
 
     def __init__(self, query: SearchQuery, anonymized_only: bool) -> None:
         self.sections = query.has_text or bool(query.sections)
         self.fts = query.fts()
-        where: list[str] = []
-        params: list[Any] = []
-        if self.fts is not None:
-            self.key = "f.rowid"
-            where.append("section_fts MATCH ?")
-            params.append(self.fts)
-        elif self.sections:
-            self.key = "s.id"
-        else:
-            self.key = "j.id"
-        self.needs_jobs = anonymized_only or any(
-            (
-                query.entries, query.sites, query.frontend_users, query.groups, query.clients,
-                query.hosts, query.uuids, query.jobs, query.exit is not None,
-                query.finished is not None, query.problems is not None,
-            )
-        )
-        self.needs_sections = bool(query.sections)
+        self.key = "f.rowid" if self.fts is not None else ("s.id" if self.sections else "j.id")
         self.shift = TIME_SHIFT if self.sections else SEQ_BITS
+        self.job_driven = False
+        self.job_range: tuple[int, int] | None = None
         if query.time_from is not None or query.time_to is not None:
-            lo, hi = job_id_range(query.time_from, query.time_to)
-            if self.sections:
-                lo, hi = lo << SECTION_BITS, (hi << SECTION_BITS) | MAX_ORDINAL
-            where.append(f"{self.key} BETWEEN ? AND ?")
-            params += [lo, hi]
+            self.job_range = job_id_range(query.time_from, query.time_to)
+        jw: list[str] = []
+        jp: list[Any] = []
         for column, values in (
             ("j.entry", query.entries),
             ("j.site", query.sites),
@@ -252,73 +263,135 @@ class _Plan:
             ("j.glidein_uuid", query.uuids),
         ):
             if values:
-                where.append(f"{column} IN ({_marks(len(values))})")
-                params += list(values)
+                jw.append(f"{column} IN ({_marks(len(values))})")
+                jp += list(values)
         if query.jobs:
             parts = []
             for ref in query.jobs:
                 if ref.proc is None:
                     parts.append("j.cluster = ?")
-                    params.append(ref.cluster)
+                    jp.append(ref.cluster)
                 else:
                     parts.append("(j.cluster = ? AND j.proc = ?)")
-                    params += [ref.cluster, ref.proc]
-            where.append("(" + " OR ".join(parts) + ")")
+                    jp += [ref.cluster, ref.proc]
+            jw.append("(" + " OR ".join(parts) + ")")
         if query.exit is not None:
             codes = list(query.exit.codes)
             if query.exit.negate:
-                where.append(f"j.exit_code IS NOT NULL AND j.exit_code NOT IN ({_marks(len(codes))})")
+                jw.append(f"j.exit_code IS NOT NULL AND j.exit_code NOT IN ({_marks(len(codes))})")
             else:
-                where.append(f"j.exit_code IN ({_marks(len(codes))})")
-            params += codes
-        if query.finished is not None:
-            where.append("j.finished = ?")
-            params.append(1 if query.finished else 0)
+                jw.append(f"j.exit_code IN ({_marks(len(codes))})")
+            jp += codes
+        if query.finished is not None:  # literal, so the partial index serves finished = 0
+            jw.append("j.finished = 1" if query.finished else "j.finished = 0")
         if query.problems is not None:
-            where.append("j.problem_count > 0" if query.problems else "j.problem_count = 0")
+            jw.append("j.problem_count > 0" if query.problems else "j.problem_count = 0")
         if anonymized_only:
-            where.append("j.anonymized = 1")
+            jw.append("j.anonymized = 1")
+        self.job_where, self.job_params = jw, jp
+        rw: list[str] = []
+        rp: list[Any] = []
+        if self.fts is not None:
+            rw.append("section_fts MATCH ?")
+            rp.append(self.fts)
         if self.sections and query.sections:
             parts = []
             for name in query.sections:
-                if any(ch in name for ch in "*?["):
-                    parts.append("s.name GLOB ?")
-                else:
-                    parts.append("s.name = ?")
-                params.append(name)
-            where.append("(" + " OR ".join(parts) + ")")
-        self.where = where
-        self.params = params
+                parts.append("s.name GLOB ?" if any(ch in name for ch in "*?[") else "s.name = ?")
+                rp.append(name)
+            rw.append("(" + " OR ".join(parts) + ")")
+        self.row_where, self.row_params = rw, rp
+        self.needs_sections = bool(query.sections)
+
+    @property
+    def needs_jobs(self) -> bool:
+        """True if a condition is on the job rows."""
+        return bool(self.job_where)
+
+    @property
+    def key_range(self) -> tuple[int, int] | None:
+        """The keys the time range allows (None: any)."""
+        if self.job_range is None:
+            return None
+        lo, hi = self.job_range
+        if self.sections:
+            return lo << SECTION_BITS, (hi << SECTION_BITS) | MAX_ORDINAL
+        return lo, hi
 
     def from_(self, *, rows: bool) -> str:
         """The FROM clause: everything a page shows (``rows``), or what the filters need."""
+        per_job = "BETWEEN (j.id << 11) AND ((j.id << 11) | 2047)"
         if self.fts is not None:
+            if self.job_driven:
+                out = f"jobs j CROSS JOIN section_fts f ON f.rowid {per_job}"
+                if rows or self.needs_sections:
+                    out += " JOIN sections s ON s.id = f.rowid"
+                return out
             out = "section_fts f"
             if rows or self.needs_sections:
                 out += " JOIN sections s ON s.id = f.rowid"
-            if rows or self.needs_jobs:
+            if rows:
                 out += " JOIN jobs j ON j.id = (f.rowid >> 11)"
             return out
         if self.sections:
-            return "sections s JOIN jobs j ON j.id = (s.id >> 11)" if rows or self.needs_jobs else "sections s"
+            if self.job_driven:
+                return f"jobs j CROSS JOIN sections s ON s.id {per_job}"
+            if rows:
+                return "sections s JOIN jobs j ON j.id = (s.id >> 11)"
+            return "sections s"
         return "jobs j"
 
-    @property
-    def source(self) -> str:
-        """The FROM clause of a page."""
-        return self.from_(rows=True)
+    def where(
+        self, extra: Sequence[tuple[str, Sequence[Any]]] = (), *, rows: bool = True
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause and its parameters, in order.
 
-    @property
-    def count_source(self) -> str:
-        """The FROM clause of counts and histograms."""
-        return self.from_(rows=False)
+        When sections drive, the job filters become a set of job ids each key is looked
+        up in (built once; cheaper per row than joining the job rows, which pages join
+        only for the rows they show). ``rows`` is accepted for symmetry with
+        :meth:`from_`.
+        """
+        clauses = list(self.row_where)
+        params = list(self.row_params)
+        keys = self.key_range
+        if keys is not None:
+            clauses.append(f"{self.key} BETWEEN ? AND ?")
+            params += list(keys)
+            if self.job_driven and self.key != "j.id":
+                clauses.append("j.id BETWEEN ? AND ?")
+                params += list(self.job_range or ())
+        if self.job_where and not self.job_driven and self.key != "j.id":
+            inner = list(self.job_where)
+            inner_params = list(self.job_params)
+            if self.job_range is not None:
+                inner.append("j.id BETWEEN ? AND ?")
+                inner_params += list(self.job_range)
+            clauses.append(
+                f"({self.key} >> {SECTION_BITS}) IN (SELECT j.id FROM jobs j WHERE "
+                + " AND ".join(inner)
+                + ")"
+            )
+            params += inner_params
+        else:
+            clauses += self.job_where
+            params += self.job_params
+        for clause, values in extra:
+            clauses.append(clause)
+            params += list(values)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    def sql_where(self, extra: Sequence[str] = ()) -> str:
-        clauses = [*self.where, *extra]
-        return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    def jobs_where(self) -> tuple[str, list[Any]]:
+        """The conditions on jobs alone (job filters and time range)."""
+        clauses = list(self.job_where)
+        params = list(self.job_params)
+        if self.job_range is not None:
+            clauses.append("j.id BETWEEN ? AND ?")
+            params += list(self.job_range)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     @property
     def select(self) -> str:
+        """The columns of a page's rows."""
         if self.sections:
             return f"SELECT {self.key}, {_SECTION_SELECT}, {_JOB_SELECT}"
         return f"SELECT {self.key}, {_JOB_SELECT}"
@@ -361,6 +434,7 @@ class SQLiteIndex:
             raise LogIndexError(
                 f"{self.path} has log index schema {version}; this gwms uses {SCHEMA_VERSION}"
             )
+        conn.executescript(_INDEXES)
 
     # -- connections ---------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -435,121 +509,159 @@ class SQLiteIndex:
 
         A job keeps its id when it is re-indexed with the same start time, so links
         to it stay valid.
+
+        Rows go in as a few multi-row INSERT statements rather than one per row:
+        the sqlite3 module gives up Python's GIL for each statement it runs, and taking
+        it back thousands of times per batch, while the indexer's parsing thread holds
+        it, would make the two threads take turns instead of working at once.
         """
         conn = self._conn()
-        ids: list[int] = []
-        fts_rows: list[tuple[int, str]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for record in records:
-                ids.append(self._store_one(conn, record, fts_rows))
-            # FTS5 buffers a transaction's rows in memory only while rowids ascend (a
-            # smaller one makes it write out what it holds), so insert them sorted
-            fts_rows.sort()
-            conn.executemany("INSERT INTO section_fts (rowid, body) VALUES (?, ?)", fts_rows)
+            ids = self._store_batch(conn, records)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return ids
 
-    def _store_one(
-        self, conn: sqlite3.Connection, record: JobRecord, fts_rows: list[tuple[int, str]]
-    ) -> int:
-        info = record.info
-        old = conn.execute(
-            "SELECT id, sort_epoch FROM jobs WHERE path = ?", (info.path,)
-        ).fetchone()
-        if old is not None:
-            self._delete_texts(conn, old[0])
-            conn.execute("DELETE FROM jobs WHERE id = ?", (old[0],))
-        job_id = old[0] if old is not None and old[1] == info.sort_epoch else self._allocate(conn, info.sort_epoch)
-        problems = list(record.problems)
-        sections = record.sections
-        if len(sections) > MAX_ORDINAL + 1:
-            problems.append(
-                f"{len(sections)} sections: only the first {MAX_ORDINAL + 1} are indexed"
-            )
-            sections = sections[: MAX_ORDINAL + 1]
-        text_bytes = 0
-        section_rows = []
-        text_rows = []
-        for ordinal, sec in enumerate(sections):
-            sid = section_id(job_id, ordinal)
-            if sec.blob is not None and sec.codec is not None:
-                blob, codec_name = sec.blob, sec.codec
-            else:
-                blob, codec_name = self.codec.compress(sec.text.encode("utf-8")), self.codec.name
-            text_bytes += len(blob)
-            section_rows.append(
-                (
-                    sid,
-                    sec.name,
-                    sec.kind,
-                    count_lines(sec.text),
-                    len(sec.text),
-                    sec.members,
-                    sec.columns,
-                    sec.problem,
-                    1 if sec.truncated else 0,
+    def _store_batch(self, conn: sqlite3.Connection, records: Sequence[JobRecord]) -> list[int]:
+        paths = [r.info.path for r in records]
+        if len(set(paths)) != len(paths):
+            raise ValueError("a batch names the same job twice")
+        old: dict[str, tuple[int, int]] = {}
+        for i in range(0, len(paths), 900):
+            chunk = paths[i : i + 900]
+            for path, jid, epoch in conn.execute(
+                f"SELECT path, id, sort_epoch FROM jobs WHERE path IN ({_marks(len(chunk))})", chunk
+            ):
+                old[path] = (jid, epoch)
+        self._delete_texts(conn, [jid for jid, _epoch in old.values()])
+        if old:
+            old_ids = [jid for jid, _e in old.values()]
+            for i in range(0, len(old_ids), 900):
+                chunk = old_ids[i : i + 900]
+                conn.execute(f"DELETE FROM jobs WHERE id IN ({_marks(len(chunk))})", chunk)
+        # ids: kept when the start is the same, else the next free one of that second
+        ids: list[int] = []
+        need = sorted(
+            {r.info.sort_epoch for r in records if old.get(r.info.path, (0, None))[1] != r.info.sort_epoch}
+        )
+        next_seq = self._next_seqs(conn, need)
+        for r in records:
+            prior = old.get(r.info.path)
+            if prior is not None and prior[1] == r.info.sort_epoch:
+                ids.append(prior[0])
+                continue
+            epoch = r.info.sort_epoch
+            seq = next_seq[epoch]
+            if seq > MAX_SEQ:
+                raise LogIndexError(f"more than {MAX_SEQ + 1} jobs start at epoch {epoch}")
+            next_seq[epoch] = seq + 1
+            ids.append(make_job_id(epoch, seq))
+        job_rows: list[list[Any]] = []
+        section_rows: list[tuple[Any, ...]] = []
+        text_rows: list[tuple[Any, ...]] = []
+        fts_rows: list[tuple[int, str]] = []
+        for job_id, record in zip(ids, records, strict=True):
+            info = record.info
+            problems = list(record.problems)
+            sections = record.sections
+            if len(sections) > MAX_ORDINAL + 1:
+                problems.append(
+                    f"{len(sections)} sections: only the first {MAX_ORDINAL + 1} are indexed"
                 )
+                sections = sections[: MAX_ORDINAL + 1]
+            text_bytes = 0
+            for ordinal, sec in enumerate(sections):
+                sid = section_id(job_id, ordinal)
+                if sec.blob is not None and sec.codec is not None:
+                    blob, codec_name = sec.blob, sec.codec
+                else:
+                    blob, codec_name = self.codec.compress(sec.text.encode("utf-8")), self.codec.name
+                text_bytes += len(blob)
+                section_rows.append(
+                    (
+                        sid,
+                        sec.name,
+                        sec.kind,
+                        count_lines(sec.text),
+                        len(sec.text),
+                        sec.members,
+                        sec.columns,
+                        sec.problem,
+                        1 if sec.truncated else 0,
+                    )
+                )
+                text_rows.append((sid, codec_name, blob))
+                fts_rows.append((sid, sec.text))
+            cp = record.checkpoint
+            values: dict[str, Any] = {"id": job_id}
+            for name in _INFO_FIELDS:
+                value = getattr(info, name)
+                values[name] = int(value) if name in _BOOL_FIELDS else value
+            values["problem_count"] = len(problems)
+            values.update(
+                summary=json.dumps(record.summary, separators=(",", ":"), default=str),
+                problems=json.dumps(problems),
+                out_size=cp.out.size if cp.out else None,
+                out_mtime_ns=cp.out.mtime_ns if cp.out else None,
+                err_size=cp.err.size if cp.err else None,
+                err_mtime_ns=cp.err.mtime_ns if cp.err else None,
+                indexed_at=record.indexed_at or time.time(),
+                original_bytes=record.original_bytes,
+                anonymized_bytes=record.anonymized_bytes,
+                text_bytes=text_bytes,
+                pruned_at=None,
+                original_pruned_at=None,
             )
-            text_rows.append((sid, codec_name, blob))
-            fts_rows.append((sid, sec.text))
-        cp = record.checkpoint
-        values: dict[str, Any] = {"id": job_id}
-        for name in _INFO_FIELDS:
-            value = getattr(info, name)
-            values[name] = int(value) if name in _BOOL_FIELDS else value
-        values["problem_count"] = len(problems)
-        values.update(
-            summary=json.dumps(record.summary, separators=(",", ":"), default=str),
-            problems=json.dumps(problems),
-            out_size=cp.out.size if cp.out else None,
-            out_mtime_ns=cp.out.mtime_ns if cp.out else None,
-            err_size=cp.err.size if cp.err else None,
-            err_mtime_ns=cp.err.mtime_ns if cp.err else None,
-            indexed_at=record.indexed_at or time.time(),
-            original_bytes=record.original_bytes,
-            anonymized_bytes=record.anonymized_bytes,
-            text_bytes=text_bytes,
-            pruned_at=None,
-            original_pruned_at=None,
-        )
-        conn.execute(
-            f"INSERT INTO jobs ({', '.join(_JOB_COLS)}) VALUES ({_marks(len(_JOB_COLS))})",
-            [values[c] for c in _JOB_COLS],
-        )
-        conn.executemany(
-            f"INSERT INTO sections ({', '.join(_SECTION_COLS)}) VALUES ({_marks(len(_SECTION_COLS))})",
-            section_rows,
-        )
-        conn.executemany("INSERT INTO section_text (id, codec, body) VALUES (?, ?, ?)", text_rows)
-        return job_id
+            job_rows.append([values[c] for c in _JOB_COLS])
+        _insert_rows(conn, "jobs", _JOB_COLS, job_rows)
+        _insert_rows(conn, "sections", _SECTION_COLS, section_rows)
+        _insert_rows(conn, "section_text", ("id", "codec", "body"), text_rows)
+        # FTS5 buffers a transaction's rows in memory only while rowids ascend (a
+        # smaller one makes it write out what it holds), so they go in sorted
+        fts_rows.sort()
+        _insert_rows(conn, "section_fts", ("rowid", "body"), fts_rows)
+        return ids
 
     @staticmethod
-    def _allocate(conn: sqlite3.Connection, epoch: int) -> int:
-        lo = make_job_id(epoch, 0)  # checks the epoch's range
-        hi = lo | MAX_SEQ
-        row = conn.execute("SELECT max(id) FROM jobs WHERE id BETWEEN ? AND ?", (lo, hi)).fetchone()
-        if row[0] is None:
-            return lo
-        if row[0] < hi:
-            return row[0] + 1
-        raise LogIndexError(f"more than {MAX_SEQ + 1} jobs start at epoch {epoch}")
+    def _next_seqs(conn: sqlite3.Connection, epochs: Sequence[int]) -> dict[int, int]:
+        """The next free sequence number of each start epoch."""
+        out: dict[int, int] = {}
+        for i in range(0, len(epochs), 500):
+            chunk = list(epochs[i : i + 500])
+            for epoch in chunk:
+                make_job_id(epoch, 0)  # checks the range
+            rows = conn.execute(
+                f"WITH e(epoch) AS (VALUES {', '.join(['(?)'] * len(chunk))})"
+                f" SELECT epoch, (SELECT max(id) FROM jobs WHERE id BETWEEN epoch << {SEQ_BITS}"
+                f" AND (epoch << {SEQ_BITS}) | {MAX_SEQ}) FROM e",
+                chunk,
+            )
+            for epoch, top in rows:
+                out[epoch] = 0 if top is None else (top & MAX_SEQ) + 1
+        return out
 
-    def _delete_texts(self, conn: sqlite3.Connection, job_id: int) -> None:
-        lo, hi = section_id_range(job_id)
-        rows = conn.execute(
-            "SELECT id, codec, body FROM section_text WHERE id BETWEEN ? AND ?", (lo, hi)
-        ).fetchall()
-        # a contentless FTS5 table forgets a row only when given its very text again
-        conn.executemany(
-            "INSERT INTO section_fts (section_fts, rowid, body) VALUES ('delete', ?, ?)",
-            [(sid, codec_named(codec).decompress(body).decode("utf-8")) for sid, codec, body in rows],
-        )
-        conn.execute("DELETE FROM section_text WHERE id BETWEEN ? AND ?", (lo, hi))
-        conn.execute("DELETE FROM sections WHERE id BETWEEN ? AND ?", (lo, hi))
+    def _delete_texts(self, conn: sqlite3.Connection, job_ids: Sequence[int]) -> None:
+        """Remove the sections, texts and full-text rows of jobs."""
+        for job_id in job_ids:
+            lo, hi = section_id_range(job_id)
+            rows = conn.execute(
+                "SELECT id, codec, body FROM section_text WHERE id BETWEEN ? AND ?", (lo, hi)
+            ).fetchall()
+            # a contentless FTS5 table forgets a row only when given its very text again
+            _insert_rows(
+                conn,
+                "section_fts",
+                ("section_fts", "rowid", "body"),
+                [
+                    ("delete", sid, codec_named(codec).decompress(body).decode("utf-8"))
+                    for sid, codec, body in rows
+                ],
+            )
+            conn.execute("DELETE FROM section_text WHERE id BETWEEN ? AND ?", (lo, hi))
+            conn.execute("DELETE FROM sections WHERE id BETWEEN ? AND ?", (lo, hi))
 
     # -- reading jobs --------------------------------------------------------------
     def _jobs(self, where: str, params: Sequence[Any], limit: int) -> list[JobRow]:
@@ -604,6 +716,40 @@ class SQLiteIndex:
         return out
 
     # -- searching -----------------------------------------------------------------
+    #: Job filters leaving at most this many jobs may make the jobs drive a section
+    #: search: each one costs FTS5 a seek in every segment, which pays only when the
+    #: key table would otherwise walk far more rows (``job_driven_ratio`` jobs in the
+    #: time range per job passing the filters).
+    job_driven_max = 50
+    job_driven_ratio = 200
+    #: Jobs taken at first when they drive a page (then four times more each time).
+    job_chunk = 64
+
+    def _plan(self, query: SearchQuery, anonymized_only: bool) -> _Plan:
+        plan = _Plan(query, anonymized_only)
+        if plan.sections and plan.needs_jobs:
+            conn = self._conn()
+            where, params = plan.jobs_where()
+            sql = f"SELECT count(*) FROM (SELECT 1 FROM jobs j{where} LIMIT ?)"
+            (n,) = conn.execute(sql, [*params, self.job_driven_max + 1]).fetchone()
+            if n <= self.job_driven_max:
+                if plan.job_range is None:
+                    plan.job_driven = True
+                else:
+                    enough = max(1, n) * self.job_driven_ratio
+                    (in_range,) = conn.execute(
+                        "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE id BETWEEN ? AND ? LIMIT ?)",
+                        [*plan.job_range, enough + 1],
+                    ).fetchone()
+                    plan.job_driven = in_range > enough
+        return plan
+
+    def _row(self, plan: _Plan, row: Sequence[Any]) -> IndexRow:
+        if plan.sections:
+            section = _section_from_row(row, 1)
+            return IndexRow(row[0], _job_from_row(row, 1 + len(_SECTION_COLS)), section)
+        return IndexRow(row[0], _job_from_row(row, 1))
+
     def rows(
         self,
         query: SearchQuery,
@@ -614,44 +760,103 @@ class SQLiteIndex:
         anonymized_only: bool = False,
     ) -> list[IndexRow]:
         """One page of rows matching ``query`` (its regex excepted), after key ``after``."""
-        plan = _Plan(query, anonymized_only)
-        extra: list[str] = []
-        params = list(plan.params)
-        if after is not None:
-            extra.append(f"{plan.key} {'<' if order == 'desc' else '>'} ?")
-            params.append(after)
+        plan = self._plan(query, anonymized_only)
         direction = "DESC" if order == "desc" else "ASC"
-        sql = f"{plan.select} FROM {plan.source}{plan.sql_where(extra)} ORDER BY {plan.key} {direction} LIMIT ?"
-        params.append(limit)
+        beyond = "<" if order == "desc" else ">"
+        conn = self._conn()
+        if not plan.job_driven:
+            extra = [(f"{plan.key} {beyond} ?", [after])] if after is not None else []
+            where, params = plan.where(extra)
+            sql = f"{plan.select} FROM {plan.from_(rows=True)}{where} ORDER BY {plan.key} {direction} LIMIT ?"
+            return [self._row(plan, r) for r in conn.execute(sql, [*params, limit])]
+        # the jobs drive: take them in key order, a growing chunk at a time, and sort
+        # only the matching section rows of each chunk
+        jobs_where, jobs_params = plan.jobs_where()
+        job_after = None if after is None else (after >> SECTION_BITS)
         out: list[IndexRow] = []
-        for row in self._conn().execute(sql, params):
-            if plan.sections:
-                section = _section_from_row(row, 1)
-                job = _job_from_row(row, 1 + len(_SECTION_COLS))
-                out.append(IndexRow(row[0], job, section))
-            else:
-                out.append(IndexRow(row[0], _job_from_row(row, 1)))
+        chunk = self.job_chunk
+        while len(out) < limit:
+            extra_jobs = ""
+            extra_params: list[Any] = []
+            if job_after is not None:
+                extra_jobs = f"{' AND' if jobs_where else ' WHERE'} j.id {beyond}= ?"
+                extra_params = [job_after]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT j.id FROM jobs j{jobs_where}{extra_jobs} ORDER BY j.id {direction} LIMIT ?",
+                    [*jobs_params, *extra_params, chunk],
+                )
+            ]
+            if not ids:
+                break
+            extra = [(f"j.id IN ({_marks(len(ids))})", ids)]
+            if after is not None:
+                extra.append((f"{plan.key} {beyond} ?", [after]))
+            where, params = plan.where(extra)
+            sql = (
+                f"{plan.select} FROM {plan.from_(rows=True)}{where}"
+                f" ORDER BY {plan.key} {direction} LIMIT ?"
+            )
+            out.extend(self._row(plan, r) for r in conn.execute(sql, [*params, limit - len(out)]))
+            if len(ids) < chunk:
+                break
+            job_after = ids[-1] + (-1 if order == "desc" else 1)
+            chunk = min(chunk * 4, 4096)
         return out
 
-    def count(self, query: SearchQuery, *, cap: int, anonymized_only: bool = False) -> int:
-        """How many rows match (at most ``cap``)."""
-        plan = _Plan(query, anonymized_only)
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM {plan.count_source}{plan.sql_where()} LIMIT ?)"
-        return int(self._conn().execute(sql, [*plan.params, cap]).fetchone()[0])
+    def count(
+        self,
+        query: SearchQuery,
+        *,
+        cap: int,
+        anonymized_only: bool = False,
+        timeout: float | None = None,
+    ) -> int | None:
+        """How many rows match (at most ``cap``); None if counting takes over ``timeout`` s."""
+        plan = self._plan(query, anonymized_only)
+        where, params = plan.where(rows=False)
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM {plan.from_(rows=False)}{where} LIMIT ?)"
+        rows = self._run(sql, [*params, cap], timeout)
+        return None if rows is None else int(rows[0][0])
+
+    def _run(self, sql: str, params: Sequence[Any], timeout: float | None) -> list[Any] | None:
+        """All rows of a statement; None if it ran past ``timeout`` seconds (interrupted)."""
+        conn = self._conn()
+        if timeout is None:
+            return conn.execute(sql, params).fetchall()
+        deadline = time.monotonic() + timeout
+        conn.set_progress_handler(
+            lambda: 1 if time.monotonic() > deadline else 0, self.progress_steps
+        )
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                return None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def time_bounds(
         self, query: SearchQuery, *, anonymized_only: bool = False
     ) -> tuple[int, int] | None:
         """The earliest and latest start epoch among the matching rows."""
-        plan = _Plan(query, anonymized_only)
+        plan = self._plan(query, anonymized_only)
+        where, params = plan.where(rows=False)
         conn = self._conn()
+        if plan.job_driven:
+            row = conn.execute(
+                f"SELECT min({plan.key}), max({plan.key}) FROM {plan.from_(rows=False)}{where}", params
+            ).fetchone()
+            return None if row[0] is None else (row[0] >> plan.shift, row[1] >> plan.shift)
         ends = []
         for direction in ("ASC", "DESC"):
             sql = (
-                f"SELECT {plan.key} FROM {plan.count_source}{plan.sql_where()}"
+                f"SELECT {plan.key} FROM {plan.from_(rows=False)}{where}"
                 f" ORDER BY {plan.key} {direction} LIMIT 1"
             )
-            row = conn.execute(sql, plan.params).fetchone()
+            row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
             ends.append(row[0] >> plan.shift)
@@ -669,32 +874,24 @@ class SQLiteIndex:
         counting takes longer than ``timeout`` seconds."""
         if bucket < 1:
             raise ValueError("bucket must be at least one second")
-        plan = _Plan(query, anonymized_only)
+        plan = self._plan(query, anonymized_only)
+        where, params = plan.where(rows=False)
         sql = (
-            f"SELECT ({plan.key} >> {plan.shift}) / ? AS b, count(*) FROM {plan.count_source}"
-            f"{plan.sql_where()} GROUP BY b"
+            f"SELECT ({plan.key} >> {plan.shift}) / ? AS b, count(*) FROM {plan.from_(rows=False)}"
+            f"{where} GROUP BY b"
         )
-        conn = self._conn()
-        if timeout is not None:
-            deadline = time.monotonic() + timeout
-            conn.set_progress_handler(
-                lambda: 1 if time.monotonic() > deadline else 0, self.progress_steps
-            )
-        try:
-            return {int(b): int(n) for b, n in conn.execute(sql, [bucket, *plan.params])}
-        except sqlite3.OperationalError as exc:
-            if timeout is not None and "interrupted" in str(exc):
-                return None
-            raise
-        finally:
-            if timeout is not None:
-                conn.set_progress_handler(None, 0)
+        rows = self._run(sql, [bucket, *params], timeout)
+        return None if rows is None else {int(b): int(n) for b, n in rows}
 
     def explain(self, query: SearchQuery, *, anonymized_only: bool = False) -> list[str]:
         """SQLite's plan for a page of ``query`` (for tuning and tests)."""
-        plan = _Plan(query, anonymized_only)
-        sql = f"EXPLAIN QUERY PLAN {plan.select} FROM {plan.source}{plan.sql_where()} ORDER BY {plan.key} DESC LIMIT 50"
-        return [str(r[-1]) for r in self._conn().execute(sql, plan.params)]
+        plan = self._plan(query, anonymized_only)
+        where, params = plan.where()
+        sql = (
+            f"EXPLAIN QUERY PLAN {plan.select} FROM {plan.from_(rows=True)}{where}"
+            f" ORDER BY {plan.key} DESC LIMIT 50"
+        )
+        return [str(r[-1]) for r in self._conn().execute(sql, params)]
 
     # -- retention -----------------------------------------------------------------
     def retention_entries(self) -> Iterator[RetentionEntry]:
@@ -721,7 +918,7 @@ class SQLiteIndex:
                         (now, job_id),
                     )
                     continue
-                self._delete_texts(conn, job_id)
+                self._delete_texts(conn, [job_id])
                 conn.execute(
                     "UPDATE jobs SET pruned_at = ?, original_pruned_at = coalesce(original_pruned_at, ?),"
                     " original_bytes = 0, anonymized_bytes = 0, text_bytes = 0 WHERE id = ?",
@@ -733,6 +930,10 @@ class SQLiteIndex:
             raise
 
     # -- maintenance ---------------------------------------------------------------
+    def maintain(self) -> None:
+        """Refresh the planner's statistics where they are stale (``PRAGMA optimize``)."""
+        self._conn().execute("PRAGMA optimize")
+
     def optimize(self) -> None:
         """Merge the FTS5 index into one segment and refresh the planner's statistics."""
         conn = self._conn()

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from gwms.errors import GwmsError
 from gwms.monitor.anonymize.engine import Anonymizer
-from gwms.monitor.archive import Archive, PruneReport, RetentionPolicy, prune
+from gwms.monitor.archive import Archive, ArchiveItem, PruneReport, RetentionPolicy, prune
 from gwms.monitor.compression import Codec, default_codec
 from gwms.monitor.index import (
     MAX_EPOCH,
@@ -308,14 +308,13 @@ def build_record(
     archive: Archive | None = None,
     codec: Codec | None = None,
     mtime: float = 0.0,
-    replacing: bool = True,
 ) -> JobRecord:
     """Parse (and anonymize, and archive) one job's files into a :class:`JobRecord`.
 
     Sections keep the original's problems (a truncated section stays reported as such
     even though its anonymized copy is re-encoded whole). Raises whatever anonymizing
-    or archiving raises; parsing never does. ``replacing=False`` tells the archive the
-    job was never archived before.
+    or packing raises; parsing never does. The packed archives are in
+    :attr:`JobRecord.archive`, for the caller to store with the record.
     """
     codec = codec or default_codec()
     problems: list[str] = []
@@ -415,30 +414,27 @@ def build_record(
     if summary is not None:
         problems[:0] = [f".out: {p}" for p in summary.problems]
 
-    original_bytes = anonymized_bytes = 0
+    items: list[ArchiveItem] = []
     if archive is not None:
         name = f"job.{files.cluster}.{files.proc}"
         originals_files = {f"{name}.out": out, f"{name}.err": err}
         kept = {k: v for k, v in originals_files.items() if v is not None}
         mtimes = {k: mtime for k in kept}
-        original_bytes = archive.write(
-            files.path, "original", kept, mtimes, replacing=replacing
-        ).size
+        items.append(archive.pack(files.path, "original", kept, mtimes))  # type: ignore[arg-type]
         if anonymizer is not None:
             anon_files = {f"{name}.out": view_out, f"{name}.err": view_err}
             kept_anon = {k: v for k, v in anon_files.items() if v is not None}
-            anonymized_bytes = archive.write(
-                files.path, "anonymized", kept_anon, mtimes, replacing=replacing  # type: ignore[arg-type]
-            ).size
+            items.append(archive.pack(files.path, "anonymized", kept_anon, mtimes))  # type: ignore[arg-type]
     return JobRecord(
         info=info,
         checkpoint=checkpoint,
         sections=sections,
         summary=summary_dict,
         problems=problems,
-        original_bytes=original_bytes,
-        anonymized_bytes=anonymized_bytes,
+        original_bytes=sum(i.size for i in items if i.kind == "original"),
+        anonymized_bytes=sum(i.size for i in items if i.kind == "anonymized"),
         indexed_at=time.time(),
+        archive=items,
     )
 
 
@@ -509,20 +505,22 @@ class Indexer:
         self.codec = codec or (archive.codec if archive is not None else default_codec())
         self.batch_size = max(1, batch_size)
 
-    def plan(
-        self, problems: list[ScanProblem] | None = None
-    ) -> tuple[list[tuple[JobFiles, bool]], int]:
-        """The jobs to (re)index now (each with whether it was indexed before), and how
-        many jobs the tree holds."""
+    def plan(self, problems: list[ScanProblem] | None = None) -> tuple[list[JobFiles], int]:
+        """The jobs to (re)index now, and how many jobs the tree holds."""
         checkpoints = self.index.checkpoints()
-        todo: list[tuple[JobFiles, bool]] = []
+        todo: list[JobFiles] = []
         seen = 0
         for found in scan_tree(self.source, problems):
             seen += 1
-            before = checkpoints.get(found.path)
-            if needs_indexing(found, before):
-                todo.append((found, before is not None))
+            if needs_indexing(found, checkpoints.get(found.path)):
+                todo.append(found)
         return todo, seen
+
+    def _store(self, records: list[JobRecord]) -> None:
+        """Archives first, then the index rows that say they exist."""
+        if self.archive is not None:
+            self.archive.put([item for r in records for item in r.archive])
+        self.index.store(records)
 
     def _read_job(self, files: JobFiles) -> tuple[bytes | None, bytes | None, Checkpoint, float]:
         out = err = None
@@ -563,12 +561,12 @@ class Indexer:
                 if batch is None:
                     return
                 try:
-                    self.index.store(batch)
+                    self._store(batch)
                     stored[0] += len(batch)
                 except Exception:  # noqa: BLE001 - store them one by one, to find the bad one
                     for record in batch:
                         try:
-                            self.index.store([record])
+                            self._store([record])
                             stored[0] += 1
                         except Exception as exc:  # noqa: BLE001 - reported, not fatal
                             with errors_lock:
@@ -579,7 +577,7 @@ class Indexer:
         batch: list[JobRecord] = []
         done = 0
         try:
-            for files, known in todo:
+            for files in todo:
                 if stop is not None and stop.is_set():
                     report.stopped = True
                     break
@@ -595,7 +593,6 @@ class Indexer:
                         archive=self.archive,
                         codec=self.codec,
                         mtime=mtime,
-                        replacing=known,
                     )
                 except OSError as exc:
                     with errors_lock:
@@ -617,6 +614,8 @@ class Indexer:
             batches.put(None)
             thread.join()
         report.indexed = stored[0]
+        if report.indexed:
+            self.index.maintain()
         if self.retention is not None and self.retention.active and self.archive is not None:
             report.pruned = prune(self.index, self.archive, self.retention)
             report.errors.extend(("retention", e) for e in report.pruned.errors)

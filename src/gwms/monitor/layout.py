@@ -3,8 +3,7 @@
 ::
 
     DIR/index.sqlite        the log index (SQLite with FTS5)
-    DIR/archive/original/   original files per job (0600/0700)
-    DIR/archive/anonymized/ anonymized files per job
+    DIR/archive/archive.sqlite  each job's original and anonymized files (tar + zstd), 0600
     DIR/audit.log           accesses to originals (JSON lines, 0600)
     DIR/anon-keys/          anonymization keys, unless --key-dir names others
 """

@@ -114,8 +114,8 @@ class SearchPage:
     """One page of results.
 
     ``next_cursor`` is None on the last page. ``total`` counts every result (None when
-    not asked for, or when a regex could not be checked over all candidates within the
-    budget); ``total_capped`` means at least that many. ``complete`` is false when a
+    not asked for, when counting ran out of time, or when a regex could not be checked
+    over all candidates within the budget); ``total_capped`` means at least that many. ``complete`` is false when a
     regex scan stopped on its budget before filling the page. ``histogram`` is None when
     not asked for, or when counting took longer than its budget (narrow the search).
     """
@@ -137,6 +137,7 @@ class Searcher:
         index: the store.
         count_cap: totals are counted up to this many results (as Elasticsearch's
             ``track_total_hits``: beyond it, "at least")
+        count_seconds: the time counting the total may take (beyond it, none is given).
         histogram_seconds: the time a histogram may take (beyond it, none is given).
         regex_rows: sections a regex search may scan per request.
         regex_bytes: bytes of text a regex search may scan per request.
@@ -149,6 +150,7 @@ class Searcher:
         index: LogIndex,
         *,
         count_cap: int = 10_000,
+        count_seconds: float = 2.0,
         histogram_seconds: float = 2.0,
         regex_rows: int = 20_000,
         regex_bytes: int = 256 * 1024 * 1024,
@@ -157,6 +159,7 @@ class Searcher:
     ) -> None:
         self.index = index
         self.count_cap = count_cap
+        self.count_seconds = count_seconds
         self.histogram_seconds = histogram_seconds
         self.regex_rows = regex_rows
         self.regex_bytes = regex_bytes
@@ -195,9 +198,15 @@ class Searcher:
                 query, after, order, limit, context, max_hits, anonymized_only, fingerprint
             )
             if with_total:
-                n = self.index.count(query, cap=self.count_cap + 1, anonymized_only=anonymized_only)
-                page.total = min(n, self.count_cap)
-                page.total_capped = n > self.count_cap
+                n = self.index.count(
+                    query,
+                    cap=self.count_cap + 1,
+                    anonymized_only=anonymized_only,
+                    timeout=self.count_seconds,
+                )
+                if n is not None:
+                    page.total = min(n, self.count_cap)
+                    page.total_capped = n > self.count_cap
             if with_histogram:
                 page.histogram = self._histogram(query, anonymized_only)
         page.unit = "sections" if (query.has_text or query.sections) else "jobs"

@@ -38,8 +38,16 @@ WORLD = make_world(33)
 # anonymized jobs (one twin id in another entry, one with a script in its log), and one
 # job indexed as originals
 JOBS = [
-    make_job(WORLD, 300 + i, cluster=4000 + i, proc=0, lines=20, columns=60 if i % 2 else 76,
-             truncate={"StarterLog"} if i == 1 else set(), multi_member=i % 2 == 0)
+    make_job(
+        WORLD,
+        300 + i,
+        cluster=4000 + i,
+        proc=0,
+        lines=20,
+        columns=60 if i % 2 else 76,
+        truncate={"StarterLog"} if i == 1 else set(),
+        multi_member=i % 2 == 0,
+    )
     for i in range(5)
 ]
 XSS = "<script>alert('owned')</script>"
@@ -64,17 +72,23 @@ def monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     write_job(root / "plain", PLAIN)
     index = open_index(root / "data" / "index.sqlite")
     archive = Archive(root / "data" / "archive")
-    report = Indexer(index, root / "src", archive=archive, anonymizer=Anonymizer(KeyRing.generate("k7"))).run_pass()
+    report = Indexer(
+        index, root / "src", archive=archive, anonymizer=Anonymizer(KeyRing.generate("k7"))
+    ).run_pass()
     assert report.errors == [] and report.indexed == len(JOBS)
     assert Indexer(index, root / "plain", archive=archive).run_pass().indexed == 1
     audit = AuditLog(root / "data" / "audit.log")
-    app = create_monitor_app(index, verifier=TokenVerifier(KEY, ISSUER), audit=audit, archive=archive)
+    app = create_monitor_app(
+        index, verifier=TokenVerifier(KEY, ISSUER), audit=audit, archive=archive
+    )
     with ServiceServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         yield {"client": client, "index": index, "audit": audit, "root": root, "app": app}
     index.close()
 
 
-def get(m: dict[str, Any], path: str, headers: dict[str, str] | None = VIEWER, **params: Any) -> httpx.Response:
+def get(
+    m: dict[str, Any], path: str, headers: dict[str, str] | None = VIEWER, **params: Any
+) -> httpx.Response:
     return m["client"].get(path, headers=headers, params=params)
 
 
@@ -113,8 +127,12 @@ def test_tokens_are_required(monitor: dict[str, Any]) -> None:
 def test_openapi_documents_the_api(monitor: dict[str, Any]) -> None:
     spec = monitor["client"].get("/openapi.json").json()
     for path in (
-        "/v1/search", "/v1/jobs/{ref}", "/v1/jobs/{ref}/sections/{name}",
-        "/v1/jobs/{ref}/sections/{name}/text", "/v1/jobs/{ref}/archive", "/v1/jobs/{ref}/bundle",
+        "/v1/search",
+        "/v1/jobs/{ref}",
+        "/v1/jobs/{ref}/sections/{name}",
+        "/v1/jobs/{ref}/sections/{name}/text",
+        "/v1/jobs/{ref}/archive",
+        "/v1/jobs/{ref}/bundle",
     ):
         assert path in spec["paths"], path
     assert "SearchResponse" in spec["components"]["schemas"]
@@ -137,7 +155,10 @@ def test_search_pages_hits_and_histogram(monitor: dict[str, Any]) -> None:
         cursor = page["next_cursor"]
     assert len(keys) == len(set(keys)) == body["total"]
     # the job indexed without anonymization is not shown to viewers
-    assert all(x["job"]["anonymized"] for x in get(monitor, "/v1/search", q="condor", limit=1000).json()["results"])
+    assert all(
+        x["job"]["anonymized"]
+        for x in get(monitor, "/v1/search", q="condor", limit=1000).json()["results"]
+    )
     bad = get(monitor, "/v1/search", q="job:x.y")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_query"
     assert get(monitor, "/v1/search", regex="(").status_code == 400
@@ -148,9 +169,16 @@ def test_search_by_fields_and_regex(monitor: dict[str, Any]) -> None:
     job = JOBS[3]
     by_uuid = get(monitor, "/v1/search", uuid=job.expected["glidein_uuid"]).json()
     assert [x["job"]["ref"] for x in by_uuid["results"]] == [f"job.{job.cluster}.0"]
-    body = get(monitor, "/v1/search", regex=r"Changing activity: \w+ -> Busy", job=f"{job.cluster}.0").json()
+    body = get(
+        monitor, "/v1/search", regex=r"Changing activity: \w+ -> Busy", job=f"{job.cluster}.0"
+    ).json()
     assert body["complete"] and body["total"] == len(body["results"]) > 0
-    assert all(h["text"][sl[0]:sl[1]].startswith("Changing activity") for x in body["results"] for h in x["hits"] for sl in h["spans"])
+    assert all(
+        h["text"][sl[0] : sl[1]].startswith("Changing activity")
+        for x in body["results"]
+        for h in x["hits"]
+        for sl in h["spans"]
+    )
 
 
 def test_job_view_timeline_and_sections(monitor: dict[str, Any]) -> None:
@@ -158,7 +186,13 @@ def test_job_view_timeline_and_sections(monitor: dict[str, Any]) -> None:
     jid = job_id(monitor, job)
     view = get(monitor, f"/v1/jobs/{jid}").json()
     assert view["job"]["exit_code"] == job.expected["exit_code"]
-    assert [e["event"] for e in view["timeline"]] == ["started", "validated", "condor_started", "condor_ended", "ended"]
+    assert [e["event"] for e in view["timeline"]] == [
+        "started",
+        "validated",
+        "condor_started",
+        "condor_ended",
+        "ended",
+    ]
     assert view["timeline"][-1]["offset_seconds"] == job.expected["total_seconds"]
     names = [x["name"] for x in view["sections"]]
     assert names[:2] == ["out", "err"] and "StartdHistoryLog" in names and "XML" in names
@@ -188,32 +222,48 @@ def test_sections_by_lines_and_downloads(monitor: dict[str, Any]) -> None:
     text = get(monitor, f"/v1/jobs/{jid}/sections/StartdLog/text")
     assert text.headers["content-type"].startswith("text/plain")
     assert text.headers["x-content-type-options"] == "nosniff"
-    assert "attachment" in text.headers["content-disposition"] and "StartdLog" in text.headers["content-disposition"]
+    assert (
+        "attachment" in text.headers["content-disposition"]
+        and "StartdLog" in text.headers["content-disposition"]
+    )
     assert text.text.splitlines()[2] == body["lines"][0]["text"]
 
 
-def test_viewers_get_anonymized_archives_and_bundles_and_never_originals(monitor: dict[str, Any]) -> None:
+def test_viewers_get_anonymized_archives_and_bundles_and_never_originals(
+    monitor: dict[str, Any],
+) -> None:
     job = JOBS[0]
     jid = job_id(monitor, job)
     before = list(monitor["audit"].records())
-    for path in (f"/v1/jobs/{jid}/archive", f"/v1/jobs/{jid}/bundle", f"/v1/jobs/{jid}/sections/out",
-                 f"/v1/jobs/{jid}/sections/out/text"):
+    for path in (
+        f"/v1/jobs/{jid}/archive",
+        f"/v1/jobs/{jid}/bundle",
+        f"/v1/jobs/{jid}/sections/out",
+        f"/v1/jobs/{jid}/sections/out/text",
+    ):
         r = get(monitor, path, original="true")
         assert r.status_code == 403 and r.json()["error"]["code"] == "original_forbidden", path
     assert list(monitor["audit"].records()) == before  # refusals are not accesses
     r = get(monitor, f"/v1/jobs/{jid}/archive")
-    assert r.status_code == 200 and r.headers["content-type"] in ("application/zstd", "application/gzip")
+    assert r.status_code == 200 and r.headers["content-type"] in (
+        "application/zstd",
+        "application/gzip",
+    )
     codec = codec_named("zstd" if r.headers["content-type"] == "application/zstd" else "gzip")
     with tarfile.open(fileobj=io.BytesIO(codec.decompress(r.content))) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     assert set(files) == {job.out_name, job.err_name}
     err = split_err(files[job.err_name])
-    all_text = "\n".join([files[job.out_name].decode(), err.plain_text, *(x.text() for x in err.sections)])
+    all_text = "\n".join(
+        [files[job.out_name].decode(), err.plain_text, *(x.text() for x in err.sections)]
+    )
     no_planted_values(all_text, planted_of(JOBS))
     bundle = get(monitor, f"/v1/jobs/{jid}/bundle").json()
     assert bundle["original"] is False and bundle["view"]["job"]["id"] == jid
     no_planted_values(json.dumps(bundle), planted_of(JOBS))
-    assert [x["name"] for x in bundle["sections"]] == [x["name"] for x in bundle["view"]["sections"]]
+    assert [x["name"] for x in bundle["sections"]] == [
+        x["name"] for x in bundle["view"]["sections"]
+    ]
 
 
 def test_privileged_access_to_originals_is_audited(monitor: dict[str, Any]) -> None:
@@ -236,14 +286,22 @@ def test_privileged_access_to_originals_is_audited(monitor: dict[str, Any]) -> N
         ("admin@pool.test", "download-bundle", None),
         ("sec@pool.test", "download-archive", None),
     ]
-    assert all(x["job"] == jid and x["path"].endswith(f"job.{job.cluster}.0") and x["client"] == "127.0.0.1" and x["time"] for x in records)
+    assert all(
+        x["job"] == jid
+        and x["path"].endswith(f"job.{job.cluster}.0")
+        and x["client"] == "127.0.0.1"
+        and x["time"]
+        for x in records
+    )
     assert os.stat(monitor["audit"].path).st_mode & 0o077 == 0
     # the audit log itself is for administrators
     assert get(monitor, "/v1/audit", headers=SECURITY).status_code == 403
     assert get(monitor, "/v1/audit", headers=ADMIN, limit=3).json()["records"] == records
 
 
-def test_a_job_indexed_without_anonymization_is_for_privileged_eyes(monitor: dict[str, Any]) -> None:
+def test_a_job_indexed_without_anonymization_is_for_privileged_eyes(
+    monitor: dict[str, Any],
+) -> None:
     r = get(monitor, "/v1/search", headers=SECURITY, job=PLAIN.job_id)
     (result,) = r.json()["results"]
     jid = result["job"]["id"]
@@ -254,9 +312,13 @@ def test_a_job_indexed_without_anonymization_is_for_privileged_eyes(monitor: dic
     assert get(monitor, f"/v1/jobs/{jid}/archive").status_code == 403
     n = len(list(monitor["audit"].records()))
     lines = get(monitor, f"/v1/jobs/{jid}/sections/out", headers=SECURITY).json()
-    assert lines["original"] is True and lines["lines"][0]["text"].startswith("Starting glidein_startup.sh")
+    assert lines["original"] is True and lines["lines"][0]["text"].startswith(
+        "Starting glidein_startup.sh"
+    )
     # a privileged search showing its lines is audited as well
-    hits = get(monitor, "/v1/search", headers=SECURITY, q="glidein_startup", job=PLAIN.job_id).json()
+    hits = get(
+        monitor, "/v1/search", headers=SECURITY, q="glidein_startup", job=PLAIN.job_id
+    ).json()
     assert hits["results"]
     actions = [x["action"] for x in list(monitor["audit"].records())[n:]]
     assert actions == ["section", "search"]
@@ -269,11 +331,16 @@ def test_log_text_is_never_served_as_html(monitor: dict[str, Any]) -> None:
     hit = r.json()["results"][0]["hits"][0]
     assert XSS in hit["text"]  # as JSON data, for a page to escape
     err = get(monitor, f"/v1/jobs/{jid}/sections/err/text")
-    assert err.headers["content-type"].startswith("text/plain") and err.headers["x-content-type-options"] == "nosniff"
+    assert (
+        err.headers["content-type"].startswith("text/plain")
+        and err.headers["x-content-type-options"] == "nosniff"
+    )
     assert XSS in err.text
 
 
-def test_an_access_that_cannot_be_audited_is_refused(monitor: dict[str, Any], tmp_path: Path) -> None:
+def test_an_access_that_cannot_be_audited_is_refused(
+    monitor: dict[str, Any], tmp_path: Path
+) -> None:
     jid = job_id(monitor, JOBS[0])
     m = monitor["app"].state.monitor
     saved = m.audit
@@ -299,13 +366,20 @@ def test_gwms_logs_index_and_serve_commands(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "gwms", "logs", "index", "--source", str(src), "--data", str(data)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "indexed 2 job(s)" in done.stdout and "created anonymization key" in done.stderr
     proc = subprocess.Popen(
         [sys.executable, "-m", "gwms", "logs", "serve", "--data", str(data), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -313,7 +387,11 @@ def test_gwms_logs_index_and_serve_commands(tmp_path: Path) -> None:
         m = re.search(r"gwms monitor listening on (\S+)", line)
         assert m, line + (proc.stderr.read() if proc.poll() is not None else "")
         viewer = SecurityLayout(data).mint_token("viewer", [s.READ])
-        r = httpx.get(f"{m.group(1)}/v1/search", params={"q": "condor"}, headers={"Authorization": f"Bearer {viewer}"})
+        r = httpx.get(
+            f"{m.group(1)}/v1/search",
+            params={"q": "condor"},
+            headers={"Authorization": f"Bearer {viewer}"},
+        )
         assert r.status_code == 200 and r.json()["total"] > 0
     finally:
         proc.send_signal(signal.SIGTERM)

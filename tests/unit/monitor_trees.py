@@ -25,7 +25,9 @@ def varied_jobs(count: int = 8, *, seed: int = 0, lines: int = 24) -> list[Sampl
     members, header prefixes, ``==== }`` trailers, truncated sections and exit codes."""
     jobs = []
     for i in range(count):
-        truncate = {"StarterLog"} if i % 3 == 1 else ({"XML", "GlideinLog"} if i % 3 == 2 else set())
+        truncate = (
+            {"StarterLog"} if i % 3 == 1 else ({"XML", "GlideinLog"} if i % 3 == 2 else set())
+        )
         jobs.append(
             make_job(
                 WORLD,

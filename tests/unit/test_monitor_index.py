@@ -89,8 +89,13 @@ def test_key_ranges_refuse_what_does_not_fit() -> None:
 
 def record(path: str, epoch: int, texts: dict[str, str], **info: object) -> JobRecord:
     values: dict = {
-        "path": path, "frontend_user": "fe", "instance": "v1", "entry": "E1",
-        "cluster": 1, "proc": 0, "sort_epoch": epoch,
+        "path": path,
+        "frontend_user": "fe",
+        "instance": "v1",
+        "entry": "E1",
+        "cluster": 1,
+        "proc": 0,
+        "sort_epoch": epoch,
     }
     values.update(info)
     return JobRecord(
@@ -206,7 +211,9 @@ def test_archive_write_read_replace_delete(tmp_path: Path, codec) -> None:  # ty
     files = {"job.1.0.out": b"out text", "job.1.0.err": b"err \xff bytes"}
     job = "user_x/glidein_y/entry_z/job.1.0"
     item = archive.write(job, "original", files, {"job.1.0.out": 1e9})
-    assert item.codec == codec.name and item.suffix == (".tar.gz" if codec.name == "gzip" else ".tar.zst")
+    assert item.codec == codec.name and item.suffix == (
+        ".tar.gz" if codec.name == "gzip" else ".tar.zst"
+    )
     assert item.media_type == ("application/gzip" if codec.name == "gzip" else "application/zstd")
     assert st.S_IMODE(archive.path.stat().st_mode) == 0o600
     assert archive.read(job, "original") == files and archive.exists(job, "original")
@@ -215,7 +222,10 @@ def test_archive_write_read_replace_delete(tmp_path: Path, codec) -> None:  # ty
     other = Archive(tmp_path / "a", ZstdCodec() if codec.name == "gzip" else GzipCodec())
     other.write(job, "original", {"job.1.0.out": b"new"})
     assert archive.read(job, "original") == {"job.1.0.out": b"new"}
-    assert archive.stats() == {"original_archives": 1, "original_bytes": archive.get(job, "original").size}
+    assert archive.stats() == {
+        "original_archives": 1,
+        "original_bytes": archive.get(job, "original").size,
+    }
     # a batch in one transaction, then deletion
     archive.put([archive.pack(f"u/g/e/job.{i}.0", "anonymized", {"x": b"y" * i}) for i in range(5)])
     assert archive.stats()["anonymized_archives"] == 5
@@ -240,7 +250,14 @@ def test_a_corrupt_archive_is_an_error_not_a_crash(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("123", 123), ("500M", 500_000_000), ("2G", 2 * 10**9), ("1.5k", 1500), ("4GiB", 4 * 2**30), ("10 MB", 10**7)],
+    [
+        ("123", 123),
+        ("500M", 500_000_000),
+        ("2G", 2 * 10**9),
+        ("1.5k", 1500),
+        ("4GiB", 4 * 2**30),
+        ("10 MB", 10**7),
+    ],
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
@@ -329,7 +346,10 @@ def test_prune_keeps_rows_and_pruned_jobs_are_not_indexed_again(tmp_path: Path) 
     survivors = entries[report.jobs_dropped :]
     assert all(archive.exists(e.path, "original") for e in survivors)
     # searches skip pruned texts; the next pass does not bring them back
-    ids = {r.job.id for r in Searcher(index).search(parse_query("condor", now=time.time()), limit=100).rows}
+    ids = {
+        r.job.id
+        for r in Searcher(index).search(parse_query("condor", now=time.time()), limit=100).rows
+    }
     assert ids == {e.job_id for e in survivors}
     assert ix.run_pass().indexed == 0
     # originals only, by age: the anonymized side (none here) and texts stay

@@ -53,11 +53,27 @@ def test_index_twice_reads_nothing_new(indexed: tuple[Path, Path]) -> None:
 def test_search_text_and_json(indexed: tuple[Path, Path]) -> None:
     _src, data = indexed
     job = JOBS[1]
-    out = run("logs", "search", "--data", str(data), "--job", job.job_id, "--section", "StartdLog", "condor")
+    out = run(
+        "logs",
+        "search",
+        "--data",
+        str(data),
+        "--job",
+        job.job_id,
+        "--section",
+        "StartdLog",
+        "condor",
+    )
     assert f"job.{job.job_id}" in out and "[StartdLog]" in out and "sections match" in out
-    body = json.loads(run("logs", "search", "--data", str(data), "--json", "--limit", "2", "condor").splitlines()[0])
+    body = json.loads(
+        run("logs", "search", "--data", str(data), "--json", "--limit", "2", "condor").splitlines()[
+            0
+        ]
+    )
     assert body["unit"] == "sections" and len(body["results"]) == 2 and body["next_cursor"]
-    pages = run("logs", "search", "--data", str(data), "--json", "--limit", "2", "--all", "condor").splitlines()
+    pages = run(
+        "logs", "search", "--data", str(data), "--json", "--limit", "2", "--all", "condor"
+    ).splitlines()
     keys = [r["key"] for p in pages for r in json.loads(p)["results"]]
     assert len(keys) == len(set(keys)) == body["total"]
     hist = run("logs", "search", "--data", str(data), "--histogram", "exit:0")
@@ -65,7 +81,9 @@ def test_search_text_and_json(indexed: tuple[Path, Path]) -> None:
     # nothing planted can be found: the index holds anonymized text
     user = min(planted(JOBS).users)
     assert "0 sections match" in run("logs", "search", "--data", str(data), f'"{user}"')
-    assert "bad regular expression" in run("logs", "search", "--data", str(data), "--regex", "(", ok=False)
+    assert "bad regular expression" in run(
+        "logs", "search", "--data", str(data), "--regex", "(", ok=False
+    )
 
 
 def test_show_summary_section_and_audited_original(indexed: tuple[Path, Path]) -> None:
@@ -79,19 +97,45 @@ def test_show_summary_section_and_audited_original(indexed: tuple[Path, Path]) -
     original = b"".join(job.sections["StartdHistoryLog"]).decode()
     assert anon != original
     assert not list(AuditLog(data / "audit.log").records())
-    orig = run("logs", "show", job.job_id, "--data", str(data), "--section", "StartdHistoryLog", "--original")
+    orig = run(
+        "logs",
+        "show",
+        job.job_id,
+        "--data",
+        str(data),
+        "--section",
+        "StartdHistoryLog",
+        "--original",
+    )
     assert orig == original
     (record,) = AuditLog(data / "audit.log").records()
     assert record["who"].startswith("local:") and record["section"] == "StartdHistoryLog"
-    numbered = run("logs", "show", job.job_id, "--data", str(data), "--section", "out", "-n", "--from", "2", "--to", "3")
+    numbered = run(
+        "logs",
+        "show",
+        job.job_id,
+        "--data",
+        str(data),
+        "--section",
+        "out",
+        "-n",
+        "--from",
+        "2",
+        "--to",
+        "3",
+    )
     assert [line.split()[0] for line in numbered.splitlines()] == ["2", "3"]
-    assert "has no section" in run("logs", "show", job.job_id, "--data", str(data), "--section", "Nope", ok=False)
+    assert "has no section" in run(
+        "logs", "show", job.job_id, "--data", str(data), "--section", "Nope", ok=False
+    )
     assert "no job" in run("logs", "show", "77777.0", "--data", str(data), ok=False)
 
 
 def test_prune(indexed: tuple[Path, Path]) -> None:
     _src, data = indexed
-    assert "would drop 5 job(s)" in run("logs", "prune", "--data", str(data), "--max-size", "1", "--dry-run")
+    assert "would drop 5 job(s)" in run(
+        "logs", "prune", "--data", str(data), "--max-size", "1", "--dry-run"
+    )
     assert "dropped 0 job(s) and 5 original(s)" in run(
         "logs", "prune", "--data", str(data), "--original-max-age", "0"
     )
@@ -103,12 +147,28 @@ def test_prune(indexed: tuple[Path, Path]) -> None:
 def test_usage_errors(tmp_path: Path) -> None:
     src = write_jobs(tmp_path / "factory", JOBS[:1])
     assert "for --anonymize" in run(
-        "logs", "index", "--source", str(src), "--data", str(tmp_path / "d"), "--no-anonymize",
-        "--key-dir", str(tmp_path / "k"), ok=False,
+        "logs",
+        "index",
+        "--source",
+        str(src),
+        "--data",
+        str(tmp_path / "d"),
+        "--no-anonymize",
+        "--key-dir",
+        str(tmp_path / "k"),
+        ok=False,
     )
     assert "no log index" in run("logs", "search", "--data", str(tmp_path / "none"), "x", ok=False)
     assert "not a size" in run(
-        "logs", "index", "--source", str(src), "--data", str(tmp_path / "d"), "--max-size", "big", ok=False
+        "logs",
+        "index",
+        "--source",
+        str(src),
+        "--data",
+        str(tmp_path / "d"),
+        "--max-size",
+        "big",
+        ok=False,
     )
 
 
@@ -116,9 +176,24 @@ def test_index_follow_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     src = write_jobs(tmp_path / "factory", JOBS[:2])
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gwms", "logs", "index", "--source", str(src), "--data", str(data),
-         "--follow", "--interval", "1", "--no-anonymize"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gwms",
+            "logs",
+            "index",
+            "--source",
+            str(src),
+            "--data",
+            str(data),
+            "--follow",
+            "--interval",
+            "1",
+            "--no-anonymize",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

@@ -48,7 +48,9 @@ def plain(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 
 
 def by_path(index, job):  # type: ignore[no-untyped-def]
-    return index.job_by_path(f"{job.relative_dir.removeprefix('client/')}/job.{job.cluster}.{job.proc}")
+    return index.job_by_path(
+        f"{job.relative_dir.removeprefix('client/')}/job.{job.cluster}.{job.proc}"
+    )
 
 
 def test_every_job_section_and_column_is_indexed(plain) -> None:  # type: ignore[no-untyped-def]
@@ -60,14 +62,25 @@ def test_every_job_section_and_column_is_indexed(plain) -> None:  # type: ignore
         info = row.info
         exp = job.expected
         assert info.entry == job.entry and info.frontend_user == job.frontend_user
-        assert info.instance == job.instance and (info.cluster, info.proc) == (job.cluster, job.proc)
+        assert info.instance == job.instance and (info.cluster, info.proc) == (
+            job.cluster,
+            job.proc,
+        )
         assert info.glidein_uuid == exp["glidein_uuid"]
         assert info.client_name == exp["client_name"] and info.client_group == exp["client_group"]
         assert info.host == exp["host"] and info.factory_schedd == exp["factory_schedd"]
         for name in (
-            "start_epoch", "end_epoch", "validation_seconds", "last_script_epoch",
-            "condor_start_epoch", "condor_end_epoch", "condor_seconds", "exit_code",
-            "total_seconds", "jobs_run", "activations",
+            "start_epoch",
+            "end_epoch",
+            "validation_seconds",
+            "last_script_epoch",
+            "condor_start_epoch",
+            "condor_end_epoch",
+            "condor_seconds",
+            "exit_code",
+            "total_seconds",
+            "jobs_run",
+            "activations",
         ):
             assert getattr(info, name) == exp[name], name
         assert info.finished and not info.anonymized
@@ -104,7 +117,9 @@ def test_the_original_archive_holds_the_files_byte_for_byte(plain) -> None:  # t
         assert archive.get(row.info.path, "anonymized") is None
 
 
-def test_a_second_pass_reads_nothing_and_grown_files_are_indexed_again(tree: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_pass_reads_nothing_and_grown_files_are_indexed_again(
+    tree: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     index = open_index(tmp_path / "index.sqlite")
     ix = Indexer(index, tree, archive=Archive(tmp_path / "archive"))
     assert ix.run_pass().indexed == len(JOBS)
@@ -152,7 +167,11 @@ def test_errors_in_one_job_are_reported_and_skipped(tree: Path, tmp_path: Path) 
     index = open_index(tmp_path / "index.sqlite")
     report = Indexer(index, tree).run_pass()
     paths = sorted(p for p, _m in report.errors)
-    assert len(paths) == 2 and any("job.9000.0" in p for p in paths) and any("job.9001.0" in p for p in paths)
+    assert (
+        len(paths) == 2
+        and any("job.9000.0" in p for p in paths)
+        and any("job.9001.0" in p for p in paths)
+    )
     assert report.indexed == len(JOBS)
     assert "error(s)" in report.line()
     index.close()
@@ -183,7 +202,9 @@ def test_anonymized_index_and_archive_hold_no_planted_value(tree: Path, tmp_path
     texts: list[str] = []
     for job in JOBS:
         row = by_path(index, job)
-        assert row.info.anonymized and row.info.anon_mode == "reversible" and row.info.key_id == "k1"
+        assert (
+            row.info.anonymized and row.info.anon_mode == "reversible" and row.info.key_id == "k1"
+        )
         # what the index knows: columns, summary, every section's text
         texts.append(json.dumps(row.summary))
         texts.append(json.dumps([row.info.host, row.info.factory_schedd, row.problems]))
@@ -206,7 +227,11 @@ def test_anonymized_index_and_archive_hold_no_planted_value(tree: Path, tmp_path
         assert row.info.exit_code == job.expected["exit_code"] and row.info.entry == job.entry
         # the original is still archived as it was
         assert archive.read(row.info.path, "original")[job.err_name] == job.err.encode()
-        assert row.info.site and row.info.site in job.expected["host"] or "." not in str(job.expected["host"])
+        assert (
+            row.info.site
+            and row.info.site in job.expected["host"]
+            or "." not in str(job.expected["host"])
+        )
     assert leaks("\n".join(texts), p) == []
     # and searching the index for a planted host or user finds nothing
     searcher = Searcher(index)
@@ -225,7 +250,10 @@ def test_scan_reports_stats_without_reading(tree: Path) -> None:
     assert len(found) == len(JOBS)
     f = next(x for x in found if x.cluster == JOBS[0].cluster)
     assert f.out is not None and f.out.size == len(JOBS[0].out.encode())
-    assert f.path == f"{JOBS[0].relative_dir.removeprefix('client/')}/job.{JOBS[0].cluster}.{JOBS[0].proc}"
+    assert (
+        f.path
+        == f"{JOBS[0].relative_dir.removeprefix('client/')}/job.{JOBS[0].cluster}.{JOBS[0].proc}"
+    )
     # the client directory itself works as the source too
     assert len(list(scan_tree(tree / "client"))) == len(JOBS)
 

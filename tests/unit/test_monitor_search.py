@@ -77,7 +77,10 @@ def test_job_ref_round_trips_in_every_spelling(cluster: int, proc: int | None) -
 
 
 def test_uuids_are_lowercased_and_checked() -> None:
-    assert parse_uuid(" 4D1FE09F-0AF4-38D2-9752-4D6AF51E8722 ") == "4d1fe09f-0af4-38d2-9752-4d6af51e8722"
+    assert (
+        parse_uuid(" 4D1FE09F-0AF4-38D2-9752-4D6AF51E8722 ")
+        == "4d1fe09f-0af4-38d2-9752-4d6af51e8722"
+    )
     with pytest.raises(SearchSyntaxError):
         parse_uuid("not a uuid!")
 
@@ -158,7 +161,7 @@ def test_time_ranges() -> None:
 def test_fields_and_text_together() -> None:
     q = parse_query(
         'entry:CMS_T2 entry:"ATLAS X" user:fe_cms group:main job:job.12.3 job:99 '
-        'uuid:ABC-DEF1 exit:!0 section:StarterLog* host:h-1 site:unl.edu '
+        "uuid:ABC-DEF1 exit:!0 section:StarterLog* host:h-1 site:unl.edu "
         'finished:yes problems:no time:2024-05-01 "connection refused" timeout',
         now=NOW,
     )
@@ -180,7 +183,9 @@ def test_unknown_field_names_are_text() -> None:
 
 
 def test_explicit_parameters_add_to_the_query_string() -> None:
-    q = parse_query("entry:A", now=NOW, params={"entry": ["B"], "job": "5.1", "exit": "0", "site": None})
+    q = parse_query(
+        "entry:A", now=NOW, params={"entry": ["B"], "job": "5.1", "exit": "0", "site": None}
+    )
     assert q.entries == ("A", "B") and q.jobs == (JobRef(5, 1),) and q.exit == ExitFilter((0,))
     with pytest.raises(SearchSyntaxError, match="unknown search field"):
         parse_query("", now=NOW, params={"colour": "red"})
@@ -200,7 +205,10 @@ def test_time_fields_narrow_each_other() -> None:
 def test_text_syntax() -> None:
     q = parse_text_query('"connection refused" OR timeout* -debug NOT verbose AND x')
     assert q is not None
-    assert q.groups == ((Term(("connection", "refused")),), (Term(("timeout",), prefix=True), Term(("x",))))
+    assert q.groups == (
+        (Term(("connection", "refused")),),
+        (Term(("timeout",), prefix=True), Term(("x",))),
+    )
     assert q.excluded == (Term(("debug",)), Term(("verbose",)))
     assert to_fts5(q) == (
         '((("connection refused") OR ("timeout" * AND "x")) NOT "debug") NOT "verbose"'
@@ -226,12 +234,12 @@ FTS.executemany(
     [
         ("Connection refused by wn001.unl.edu",),
         ("slot1_1: Changing activity: Idle -> Busy",),
-        ("NOT AND OR near * \" ( ) : ^ -",),
+        ('NOT AND OR near * " ( ) : ^ -',),
     ],
 )
 
 _typed = st.text(
-    alphabet=st.sampled_from(list('abcxyz019 "-*():^.\'_éOR AND NOT NEAR{}+')), max_size=40
+    alphabet=st.sampled_from(list("abcxyz019 \"-*():^.'_éOR AND NOT NEAR{}+")), max_size=40
 )
 
 
@@ -247,7 +255,9 @@ def test_any_typed_text_is_a_valid_fts5_query(text: str) -> None:
     FTS.execute("SELECT rowid FROM t WHERE t MATCH ?", (to_fts5(q),)).fetchall()
 
 
-_words = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "slot1", "1", "x9"]), min_size=1, max_size=8)
+_words = st.lists(
+    st.sampled_from(["alpha", "beta", "gamma", "delta", "slot1", "1", "x9"]), min_size=1, max_size=8
+)
 _seps = st.sampled_from([" ", "_", ".", ": ", " -> ", "/", "\t", "=", "(", "\n"])
 
 
@@ -264,7 +274,12 @@ def test_highlighting_finds_what_fts5_finds(
     db.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize='unicode61 remove_diacritics 0')")
     texts = [sep.join(ws) for ws, sep in docs]
     db.executemany("INSERT INTO t(rowid, body) VALUES (?, ?)", list(enumerate(texts, 1)))
-    fts = {r for (r,) in db.execute("SELECT rowid FROM t WHERE t MATCH ?", (to_fts5(TextQuery(((term,),))),))}
+    fts = {
+        r
+        for (r,) in db.execute(
+            "SELECT rowid FROM t WHERE t MATCH ?", (to_fts5(TextQuery(((term,),))),)
+        )
+    }
     found = {i for i, t in enumerate(texts, 1) if pattern.search(t)}
     assert fts == found
 
@@ -306,7 +321,9 @@ _line = st.text(alphabet=st.sampled_from(list("ab \r")), max_size=8)
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_line, max_size=30), st.booleans(), st.integers(0, 3))
-def test_hit_line_numbers_agree_with_splitting(lines: list[str], trailing: bool, context: int) -> None:
+def test_hit_line_numbers_agree_with_splitting(
+    lines: list[str], trailing: bool, context: int
+) -> None:
     text = "\n".join(lines) + ("\n" if trailing and lines else "")
     pattern = re.compile("ab")
     found = find_hits(text, pattern, context=context, max_hits=1000)
@@ -317,7 +334,9 @@ def test_hit_line_numbers_agree_with_splitting(lines: list[str], trailing: bool,
     assert total == count_lines(text)
     for h in found.hits:
         assert [c.number for c in h.before] == list(range(max(1, h.number - context), h.number))
-        assert [c.number for c in h.after] == list(range(h.number + 1, min(total, h.number + context) + 1))
+        assert [c.number for c in h.after] == list(
+            range(h.number + 1, min(total, h.number + context) + 1)
+        )
         for c in (*h.before, *h.after):
             assert c.text == all_lines[c.number - 1].text
 

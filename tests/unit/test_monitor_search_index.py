@@ -47,7 +47,9 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogIndex]:
 def job_ids(index: LogIndex, jobs: list[SampleJob]) -> set[int]:
     out = set()
     for j in jobs:
-        row = index.job_by_path(f"{j.relative_dir.removeprefix('client/')}/job.{j.cluster}.{j.proc}")
+        row = index.job_by_path(
+            f"{j.relative_dir.removeprefix('client/')}/job.{j.cluster}.{j.proc}"
+        )
         assert row is not None
         out.add(row.id)
     return out
@@ -67,10 +69,19 @@ def q(text: str = "", **kw) -> SearchQuery:  # type: ignore[no-untyped-def]
     ("query", "expect"),
     [
         ("entry:{entry}", lambda j, ref: j.entry == ref.entry),
-        ("site:{site}", lambda j, ref: site_of(str(j.expected["host"])) == site_of(str(ref.expected["host"]))),
+        (
+            "site:{site}",
+            lambda j, ref: site_of(str(j.expected["host"])) == site_of(str(ref.expected["host"])),
+        ),
         ("user:{frontend_user}", lambda j, ref: j.frontend_user == ref.frontend_user),
-        ("group:{group}", lambda j, ref: j.expected["client_group"] == ref.expected["client_group"]),
-        ("client:{client}", lambda j, ref: j.expected["client_name"] == ref.expected["client_name"]),
+        (
+            "group:{group}",
+            lambda j, ref: j.expected["client_group"] == ref.expected["client_group"],
+        ),
+        (
+            "client:{client}",
+            lambda j, ref: j.expected["client_name"] == ref.expected["client_name"],
+        ),
         ("host:{host}", lambda j, ref: j.expected["host"] == ref.expected["host"]),
         ("job:job.{cluster}.{proc}", lambda j, ref: (j.cluster, j.proc) == (ref.cluster, ref.proc)),
         ("job:{cluster}.{proc}", lambda j, ref: (j.cluster, j.proc) == (ref.cluster, ref.proc)),
@@ -79,7 +90,10 @@ def q(text: str = "", **kw) -> SearchQuery:  # type: ignore[no-untyped-def]
         ("exit:0", lambda j, ref: j.expected["exit_code"] == 0),
         ("exit:!0", lambda j, ref: j.expected["exit_code"] != 0),
         ("exit:1,137", lambda j, ref: j.expected["exit_code"] in (1, 137)),
-        ("time:{start}..{start}", lambda j, ref: j.expected["start_epoch"] == ref.expected["start_epoch"]),
+        (
+            "time:{start}..{start}",
+            lambda j, ref: j.expected["start_epoch"] == ref.expected["start_epoch"],
+        ),
         ("from:{start}", lambda j, ref: j.expected["start_epoch"] >= ref.expected["start_epoch"]),
         ("to:{start}", lambda j, ref: j.expected["start_epoch"] <= ref.expected["start_epoch"]),
         ("problems:yes", lambda j, ref: bool(j.truncated)),
@@ -124,7 +138,11 @@ def test_full_text_finds_lines_in_sections_with_hits(index: LogIndex) -> None:
     hit_rows = [r for r in page.rows if r.section.name == "StartdHistoryLog"]
     assert hit_rows and any(line in (h.text for h in r.hits) for r in hit_rows)
     hit = next(h for r in hit_rows for h in r.hits if h.text == line)
-    assert hit.number == 4 and [c.number for c in hit.before] == [3] and [c.number for c in hit.after] == [5]
+    assert (
+        hit.number == 4
+        and [c.number for c in hit.before] == [3]
+        and [c.number for c in hit.after] == [5]
+    )
     start, end = hit.spans[0]
     assert hit.text[start:end].lower().startswith(words[0].lower())
 
@@ -146,7 +164,9 @@ def test_keyset_pages_cover_everything_once_in_order(index: LogIndex) -> None:
             cursor = None
             pages = 0
             while True:
-                page = searcher.search(query, limit=7, cursor=cursor, order=order, with_total=pages == 0)
+                page = searcher.search(
+                    query, limit=7, cursor=cursor, order=order, with_total=pages == 0
+                )
                 if pages == 0:
                     assert page.total == len(everything.rows)
                 keys.extend(r.key for r in page.rows)
@@ -176,7 +196,9 @@ def test_histogram_counts_every_result(index: LogIndex) -> None:
         assert len(page.histogram.buckets) <= 61
     ref = ALL[0].expected["start_epoch"]
     windowed = searcher.search(q(f"time:{ref - 86400}..{ref + 86400}"), with_histogram=True)
-    assert windowed.histogram.buckets[0][0] <= ref - 86400 and windowed.histogram.buckets[-1][0] >= ref
+    assert (
+        windowed.histogram.buckets[0][0] <= ref - 86400 and windowed.histogram.buckets[-1][0] >= ref
+    )
 
 
 def test_regex_search_matches_python_re_and_pages_within_a_budget(index: LogIndex) -> None:
@@ -227,7 +249,9 @@ def test_anonymized_only_hides_original_texts(tmp_path: Path) -> None:
     Indexer(idx, more, anonymizer=Anonymizer(KeyRing.generate("k2"))).run_pass()
     searcher = Searcher(idx)
     everyone = {r.job.id for r in searcher.search(q("condor"), limit=1000).rows}
-    viewers = {r.job.id for r in searcher.search(q("condor"), limit=1000, anonymized_only=True).rows}
+    viewers = {
+        r.job.id for r in searcher.search(q("condor"), limit=1000, anonymized_only=True).rows
+    }
     assert len(everyone) == 4 and viewers == job_ids(idx, JOBS[2:4])
     idx.close()
 
@@ -255,7 +279,9 @@ def test_limits_are_checked(index: LogIndex) -> None:
 
 
 def test_a_total_or_histogram_that_takes_too_long_is_left_out(index: LogIndex, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(index, "progress_steps", 10)  # check the deadline often: a small index is fast
+    monkeypatch.setattr(
+        index, "progress_steps", 10
+    )  # check the deadline often: a small index is fast
     query = q("condor OR slot1 OR startd")
     assert index.histogram(query, 3600, timeout=-1.0) is None  # out of time at once
     assert sum(index.histogram(query, 3600, timeout=60.0).values()) == index.count(query, cap=10**6)
@@ -282,8 +308,14 @@ def test_a_total_or_histogram_that_takes_too_long_is_left_out(index: LogIndex, m
 def test_both_strategies_give_the_same_pages(index: LogIndex, text: str, order: str) -> None:
     """Jobs driving (few pass the filters) and FTS5 driving give the same rows, pages, totals."""
     ref = ALL[3]
-    query = q(text.format(entry=ref.entry, user=ref.frontend_user, cluster=ref.cluster,
-                          start=ref.expected["start_epoch"]))
+    query = q(
+        text.format(
+            entry=ref.entry,
+            user=ref.frontend_user,
+            cluster=ref.cluster,
+            start=ref.expected["start_epoch"],
+        )
+    )
 
     def everything(job_driven_max: int) -> tuple[list[int], int | None, object]:
         index.job_driven_max = job_driven_max  # type: ignore[attr-defined]
@@ -295,8 +327,14 @@ def test_both_strategies_give_the_same_pages(index: LogIndex, text: str, order: 
         keys: list[int] = []
         cursor, total, histogram = None, None, None
         while True:
-            page = searcher.search(query, limit=4, cursor=cursor, order=order,  # type: ignore[arg-type]
-                                   with_total=cursor is None, with_histogram=cursor is None)
+            page = searcher.search(
+                query,
+                limit=4,
+                cursor=cursor,
+                order=order,  # type: ignore[arg-type]
+                with_total=cursor is None,
+                with_histogram=cursor is None,
+            )
             if cursor is None:
                 total, histogram = page.total, page.histogram
             keys.extend(r.key for r in page.rows)

@@ -571,7 +571,9 @@ def _anonymizer(
     help="The factory's log directory (holding client/), or its client/ directory.",
 )
 @_data_option
-@click.option("--follow", is_flag=True, help="Keep watching: a pass every --interval seconds, until Ctrl-C.")
+@click.option(
+    "--follow", is_flag=True, help="Keep watching: a pass every --interval seconds, until Ctrl-C."
+)
 @click.option(
     "--interval",
     type=click.FloatRange(1, 3600),
@@ -647,7 +649,10 @@ def index_cmd(
     try:
         with _StopOnSignal() as stop:
             if follow:
-                click.echo(f"gwms logs index following {source} every {interval:g}s (Ctrl-C stops)", err=True)
+                click.echo(
+                    f"gwms logs index following {source} every {interval:g}s (Ctrl-C stops)",
+                    err=True,
+                )
                 indexer.follow(interval, stop.event, on_pass=report, progress=progress)
             else:
                 report(indexer.run_pass(progress=progress, stop=stop.event))
@@ -739,15 +744,27 @@ def _styled(text: str, spans: list[tuple[int, int]] | tuple[tuple[int, int], ...
 @click.option("--uuid", multiple=True, help="Glidein uuid (repeatable).")
 @click.option("--exit", "exit_", metavar="CODES", help="Exit code filter: 0, 1,2 or !0.")
 @click.option("--section", multiple=True, help="Section name or glob, e.g. 'StarterLog*'.")
-@click.option("--time", "time_range", metavar="RANGE", help="Start time range: A..B, 24h, 2024-05-01.")
+@click.option(
+    "--time", "time_range", metavar="RANGE", help="Start time range: A..B, 24h, 2024-05-01."
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--cursor", help="Go on from a previous page's cursor.")
 @click.option("--order", type=click.Choice(["desc", "asc"]), default="desc", show_default=True)
-@click.option("--context", type=click.IntRange(0, 50), default=1, show_default=True, help="Context lines.")
-@click.option("--hits", type=click.IntRange(0, 100), default=3, show_default=True, help="Hit lines per result.")
+@click.option(
+    "--context", type=click.IntRange(0, 50), default=1, show_default=True, help="Context lines."
+)
+@click.option(
+    "--hits",
+    type=click.IntRange(0, 100),
+    default=3,
+    show_default=True,
+    help="Hit lines per result.",
+)
 @click.option("--all", "all_pages", is_flag=True, help="Follow the cursors to the last page.")
 @click.option("--histogram", is_flag=True, help="Show the results over time.")
-@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON (one document per page).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the API's JSON (one document per page)."
+)
 def search_cmd(
     query: tuple[str, ...],
     data_dir: Path,
@@ -783,11 +800,19 @@ def search_cmd(
     from gwms.monitor.views import iso, page_json
 
     params = {
-        "entry": list(entry), "site": list(site), "user": list(user), "group": list(group),
-        "job": list(job), "uuid": list(uuid), "exit": exit_, "section": list(section),
+        "entry": list(entry),
+        "site": list(site),
+        "user": list(user),
+        "group": list(group),
+        "job": list(job),
+        "uuid": list(uuid),
+        "exit": exit_,
+        "section": list(section),
         "time": time_range,
     }
-    q = parse_query(" ".join(query), now=time.time(), regex=regex, ignore_case=ignore_case, params=params)
+    q = parse_query(
+        " ".join(query), now=time.time(), regex=regex, ignore_case=ignore_case, params=params
+    )
     layout = MonitorLayout.at(data_dir)
     index = layout.open_index(create=False)
     searcher = Searcher(index)
@@ -795,13 +820,21 @@ def search_cmd(
     try:
         while True:
             page = searcher.search(
-                q, limit=limit, cursor=cursor, order=order, context=context, max_hits=hits,  # type: ignore[arg-type]
-                with_total=first, with_histogram=histogram and first,
+                q,
+                limit=limit,
+                cursor=cursor,
+                order=order,
+                context=context,
+                max_hits=hits,  # type: ignore[arg-type]
+                with_total=first,
+                with_histogram=histogram and first,
             )
             originals = [r.job for r in page.rows if r.hits and not r.job.info.anonymized]
             if originals:
                 layout.audit().record(
-                    who=_local_user(), action="search", jobs=[str(j.id) for j in originals],
+                    who=_local_user(),
+                    action="search",
+                    jobs=[str(j.id) for j in originals],
                     query=q.to_json(),
                 )
             if as_json:
@@ -831,7 +864,9 @@ def search_cmd(
                     if r.hit_lines > len(r.hits):
                         click.echo(f"          ... {r.hit_lines - len(r.hits)} more line(s) match")
                 if not page.complete:
-                    click.echo(f"(the regex scan stopped after {page.scanned} sections; --cursor goes on)")
+                    click.echo(
+                        f"(the regex scan stopped after {page.scanned} sections; --cursor goes on)"
+                    )
             first = False
             cursor = page.next_cursor
             if cursor is None or not all_pages:
@@ -845,8 +880,17 @@ def search_cmd(
 @logs.command("show")
 @click.argument("job_ref", metavar="JOB")
 @_data_option
-@click.option("--section", "section_name", metavar="NAME", help="Print this section's text (out, err, MasterLog ...).")
-@click.option("--original", is_flag=True, help="The original text, from the archive (recorded in the audit log).")
+@click.option(
+    "--section",
+    "section_name",
+    metavar="NAME",
+    help="Print this section's text (out, err, MasterLog ...).",
+)
+@click.option(
+    "--original",
+    is_flag=True,
+    help="The original text, from the archive (recorded in the audit log).",
+)
 @click.option("--from", "first", type=click.IntRange(min=1), default=1, help="First line to print.")
 @click.option("--to", "last", type=click.IntRange(min=1), help="Last line to print.")
 @click.option("-n", "--numbers", is_flag=True, help="Number the lines.")
@@ -885,10 +929,14 @@ def show_cmd(
             info = job.info
             click.echo(f"{info.name}  id={job.id}  {info.path}")
             for label, value in (
-                ("entry", info.entry), ("site", info.site), ("host", info.host),
+                ("entry", info.entry),
+                ("site", info.site),
+                ("host", info.host),
                 ("frontend", f"{info.frontend_user} ({info.client_name})"),
-                ("glidein uuid", info.glidein_uuid), ("exit code", info.exit_code),
-                ("jobs run", info.jobs_run), ("activations", info.activations),
+                ("glidein uuid", info.glidein_uuid),
+                ("exit code", info.exit_code),
+                ("jobs run", info.jobs_run),
+                ("activations", info.activations),
                 ("anonymized", info.anon_mode or "no"),
             ):
                 click.echo(f"  {label:<13} {value if value is not None else '-'}")
@@ -914,17 +962,29 @@ def show_cmd(
             }
             if section_name not in found:
                 raise GwmsError(f"{job.info.name} has no section {section_name!r}")
-            layout.audit().record(who=_local_user(), action="section", job=str(job.id),
-                                  path=job.info.path, section=section_name)
+            layout.audit().record(
+                who=_local_user(),
+                action="section",
+                job=str(job.id),
+                path=job.info.path,
+                section=section_name,
+            )
             text = found[section_name]
         else:
             info_s = next((s for s in sections if s.name == section_name), None)
             if info_s is None:
                 names = ", ".join(s.name for s in sections) or "none"
-                raise GwmsError(f"{job.info.name} has no section {section_name!r} (sections: {names})")
+                raise GwmsError(
+                    f"{job.info.name} has no section {section_name!r} (sections: {names})"
+                )
             if not job.info.anonymized:
-                layout.audit().record(who=_local_user(), action="section", job=str(job.id),
-                                      path=job.info.path, section=section_name)
+                layout.audit().record(
+                    who=_local_user(),
+                    action="section",
+                    job=str(job.id),
+                    path=job.info.path,
+                    section=section_name,
+                )
             text = index.section_texts([info_s.id]).get(info_s.id, "")
         lines, _total = slice_lines(text, first, last)
         for line in lines:
@@ -935,7 +995,13 @@ def show_cmd(
 
 @logs.command("serve")
 @_data_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True, help="Port (0: a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8090,
+    show_default=True,
+    help="Port (0: a free one).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--security",
@@ -943,7 +1009,12 @@ def show_cmd(
     type=click.Path(file_okay=False, path_type=Path),
     help="The pool directory whose keys/ verify tokens (default: --data; made if missing).",
 )
-@click.option("--tls/--no-tls", default=False, show_default=True, help="HTTPS with the security directory's service certificate.")
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="HTTPS with the security directory's service certificate.",
+)
 def serve_cmd(data_dir: Path, port: int, host: str, security_dir: Path | None, tls: bool) -> None:
     """Serve the JSON API (search, jobs, sections, downloads) until interrupted.
 

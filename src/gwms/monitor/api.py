@@ -248,7 +248,9 @@ def _filename(*parts: str) -> str:
 class _Monitor:
     """What the handlers share: the index, archive, audit log and searcher."""
 
-    def __init__(self, index: LogIndex, archive: Archive | None, audit: AuditLog, searcher: Searcher) -> None:
+    def __init__(
+        self, index: LogIndex, archive: Archive | None, audit: AuditLog, searcher: Searcher
+    ) -> None:
         self.index = index
         self.archive = archive
         self.audit = audit
@@ -302,7 +304,9 @@ class _Monitor:
         infos = {s.name: s for s in self.index.sections(job.id)}
         if original and job.info.anonymized:
             if self.archive is None or job.original_pruned_at is not None:
-                raise ApiError(410, "original_gone", f"the original of {job.info.name} is no longer kept")
+                raise ApiError(
+                    410, "original_gone", f"the original of {job.info.name} is no longer kept"
+                )
             try:
                 files = self.archive.read(job.info.path, "original")
             except ArchiveError as exc:
@@ -323,7 +327,9 @@ class _Monitor:
         texts = self.index.section_texts([s.id for s in sections])
         return [(s.name, s.kind, texts.get(s.id, ""), s.problem, s.truncated) for s in sections]
 
-    def section_text(self, job: JobRow, name: str, original: bool) -> tuple[SectionInfo | None, str]:
+    def section_text(
+        self, job: JobRow, name: str, original: bool
+    ) -> tuple[SectionInfo | None, str]:
         """One section's text (404 if the job has no such section)."""
         sections = self.index.sections(job.id)
         info = next((s for s in sections if s.name == name), None)
@@ -334,9 +340,15 @@ class _Monitor:
             raise ApiError(404, "section_not_found", f"{job.info.name} has no section {name!r}")
         if info is None:
             if job.pruned_at is not None:
-                raise ApiError(410, "pruned", f"the texts of {job.info.name} were pruned (retention)")
+                raise ApiError(
+                    410, "pruned", f"the texts of {job.info.name} were pruned (retention)"
+                )
             names = ", ".join(s.name for s in sections) or "none"
-            raise ApiError(404, "section_not_found", f"{job.info.name} has no section {name!r} (sections: {names})")
+            raise ApiError(
+                404,
+                "section_not_found",
+                f"{job.info.name} has no section {name!r} (sections: {names})",
+            )
         return info, self.index.section_texts([info.id]).get(info.id, "")
 
 
@@ -373,12 +385,18 @@ def create_monitor_app(
     m = _Monitor(index, archive, audit, searcher or Searcher(index))
     app.state.monitor = m
 
-    @app.get("/v1/search", response_model=SearchResponse, tags=["search"], summary="Search glidein logs")
+    @app.get(
+        "/v1/search", response_model=SearchResponse, tags=["search"], summary="Search glidein logs"
+    )
     def search(
         who: Reader,
         request: Request,
-        q: Annotated[str, Query(description="query string: field:value filters and full text")] = "",
-        regex: Annotated[str | None, Query(description="Python regular expression, per line")] = None,
+        q: Annotated[
+            str, Query(description="query string: field:value filters and full text")
+        ] = "",
+        regex: Annotated[
+            str | None, Query(description="Python regular expression, per line")
+        ] = None,
         ignore_case: bool = False,
         entry: Annotated[list[str] | None, Query()] = None,
         site: Annotated[list[str] | None, Query()] = None,
@@ -404,13 +422,25 @@ def create_monitor_app(
         histogram: bool = False,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "entry": entry, "site": site, "user": user, "group": group, "client": client,
-            "host": host, "job": job, "uuid": uuid, "exit": exit, "section": section,
-            "time": time, "from": from_, "to": to,
+            "entry": entry,
+            "site": site,
+            "user": user,
+            "group": group,
+            "client": client,
+            "host": host,
+            "job": job,
+            "uuid": uuid,
+            "exit": exit,
+            "section": section,
+            "time": time,
+            "from": from_,
+            "to": to,
             "finished": None if finished is None else str(finished),
             "problems": None if problems is None else str(problems),
         }
-        query = parse_query(q, now=_time.time(), regex=regex, ignore_case=ignore_case, params=params)
+        query = parse_query(
+            q, now=_time.time(), regex=regex, ignore_case=ignore_case, params=params
+        )
         privileged = m.privileged(who)
         page = m.searcher.search(
             query,
@@ -435,7 +465,12 @@ def create_monitor_app(
             )
         return page_json(page, privileged=privileged)
 
-    @app.get("/v1/jobs/{ref}", response_model=JobView, tags=["jobs"], summary="A job: summary, timeline, sections")
+    @app.get(
+        "/v1/jobs/{ref}",
+        response_model=JobView,
+        tags=["jobs"],
+        summary="A job: summary, timeline, sections",
+    )
     def job_view(ref: str, who: Reader) -> dict[str, Any]:
         job = m.resolve(ref)
         return job_json(job, m.index.sections(job.id), privileged=m.privileged(who))
@@ -506,7 +541,9 @@ def create_monitor_app(
         tags=["downloads"],
         summary="The job's archived files (tar, compressed)",
     )
-    def archive_download(ref: str, who: Reader, request: Request, original: bool = False) -> Response:
+    def archive_download(
+        ref: str, who: Reader, request: Request, original: bool = False
+    ) -> Response:
         job = m.resolve(ref)
         is_original = m.check_original(job, original, who)
         if m.archive is None:
@@ -527,7 +564,12 @@ def create_monitor_app(
             },
         )
 
-    @app.get("/v1/jobs/{ref}/bundle", response_model=Bundle, tags=["downloads"], summary="The job as one JSON document")
+    @app.get(
+        "/v1/jobs/{ref}/bundle",
+        response_model=Bundle,
+        tags=["downloads"],
+        summary="The job as one JSON document",
+    )
     def bundle(ref: str, who: Reader, request: Request, original: bool = False) -> dict[str, Any]:
         job = m.resolve(ref)
         is_original = m.check_original(job, original, who)

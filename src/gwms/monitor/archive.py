@@ -90,7 +90,11 @@ class ArchiveItem:
 
 def _check_job_path(job_path: str) -> str:
     p = PurePosixPath(job_path)
-    if not job_path or p.is_absolute() or any(part in ("", ".", "..") for part in job_path.split("/")):
+    if (
+        not job_path
+        or p.is_absolute()
+        or any(part in ("", ".", "..") for part in job_path.split("/"))
+    ):
         raise ArchiveError(f"bad job path {job_path!r}")
     return job_path
 
@@ -173,7 +177,9 @@ class Archive:
         if not self.path.exists():  # made private before SQLite writes anything into it
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -229,7 +235,11 @@ class Archive:
                     + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
                     + " ON CONFLICT (path, kind) DO UPDATE SET codec = excluded.codec,"
                     " size = excluded.size, written = excluded.written, blob = excluded.blob",
-                    [v for it in chunk for v in (it.path, it.kind, it.codec, it.size, now, it.blob)],
+                    [
+                        v
+                        for it in chunk
+                        for v in (it.path, it.kind, it.codec, it.size, now, it.blob)
+                    ],
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -251,9 +261,13 @@ class Archive:
     def get(self, job_path: str, kind: ArchiveKind) -> ArchiveItem | None:
         """A job's packed archive (for downloads), or None."""
         _check_job_path(job_path)
-        row = self._conn().execute(
-            "SELECT codec, blob FROM archive WHERE path = ? AND kind = ?", (job_path, kind)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT codec, blob FROM archive WHERE path = ? AND kind = ?", (job_path, kind)
+            )
+            .fetchone()
+        )
         return None if row is None else ArchiveItem(job_path, kind, row[0], row[1])
 
     def exists(self, job_path: str, kind: ArchiveKind) -> bool:
@@ -347,7 +361,9 @@ class PrunePlan:
 
 
 def _weight(e: RetentionEntry, original: bool = True) -> int:
-    return (e.original_bytes if original and e.has_original else 0) + e.anonymized_bytes + e.text_bytes
+    return (
+        (e.original_bytes if original and e.has_original else 0) + e.anonymized_bytes + e.text_bytes
+    )
 
 
 def plan_prune(entries: Sequence[RetentionEntry], policy: RetentionPolicy, now: float) -> PrunePlan:

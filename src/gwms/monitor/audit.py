@@ -56,7 +56,9 @@ class AuditLog:
         """Append one record and make it durable; the record written."""
         now = time.time()
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(now, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "epoch": round(now, 3),
             "who": who,
             "token_id": token_id,
@@ -78,7 +80,9 @@ class AuditLog:
                 finally:
                     os.close(fd)
             except OSError as exc:
-                raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
+                raise AuditError(
+                    f"cannot write the audit log {self.path}: {exc.strerror or exc}"
+                ) from None
         return entry
 
     def records(self) -> Iterator[dict[str, Any]]:

@@ -164,7 +164,17 @@ _JOB_EXTRA = (
 )
 _JOB_COLS = ("id", *_INFO_FIELDS, *_JOB_EXTRA)
 _JOB_SELECT = ", ".join(f"j.{c}" for c in _JOB_COLS)
-_SECTION_COLS = ("id", "name", "kind", "lines", "bytes", "members", "columns", "problem", "truncated")
+_SECTION_COLS = (
+    "id",
+    "name",
+    "kind",
+    "lines",
+    "bytes",
+    "members",
+    "columns",
+    "problem",
+    "truncated",
+)
 _SECTION_SELECT = ", ".join(f"s.{c}" for c in _SECTION_COLS)
 
 
@@ -177,8 +187,16 @@ def _job_from_row(row: Sequence[Any], offset: int = 0) -> JobRow:
     info_values = {k: values[k] for k in _INFO_FIELDS}
     for k in _BOOL_FIELDS:
         info_values[k] = bool(info_values[k])
-    out = FileState(values["out_size"], values["out_mtime_ns"]) if values["out_size"] is not None else None
-    err = FileState(values["err_size"], values["err_mtime_ns"]) if values["err_size"] is not None else None
+    out = (
+        FileState(values["out_size"], values["out_mtime_ns"])
+        if values["out_size"] is not None
+        else None
+    )
+    err = (
+        FileState(values["err_size"], values["err_mtime_ns"])
+        if values["err_size"] is not None
+        else None
+    )
     return JobRow(
         id=values["id"],
         info=JobInfo(**info_values),
@@ -341,15 +359,12 @@ class _Plan:
             return "sections s"
         return "jobs j"
 
-    def where(
-        self, extra: Sequence[tuple[str, Sequence[Any]]] = (), *, rows: bool = True
-    ) -> tuple[str, list[Any]]:
+    def where(self, extra: Sequence[tuple[str, Sequence[Any]]] = ()) -> tuple[str, list[Any]]:
         """The WHERE clause and its parameters, in order.
 
         When sections drive, the job filters become a set of job ids each key is looked
         up in (built once; cheaper per row than joining the job rows, which pages join
-        only for the rows they show). ``rows`` is accepted for symmetry with
-        :meth:`from_`.
+        only for the rows they show).
         """
         clauses = list(self.row_where)
         params = list(self.row_params)
@@ -545,7 +560,11 @@ class SQLiteIndex:
         # ids: kept when the start is the same, else the next free one of that second
         ids: list[int] = []
         need = sorted(
-            {r.info.sort_epoch for r in records if old.get(r.info.path, (0, None))[1] != r.info.sort_epoch}
+            {
+                r.info.sort_epoch
+                for r in records
+                if old.get(r.info.path, (0, None))[1] != r.info.sort_epoch
+            }
         )
         next_seq = self._next_seqs(conn, need)
         for r in records:
@@ -578,7 +597,10 @@ class SQLiteIndex:
                 if sec.blob is not None and sec.codec is not None:
                     blob, codec_name = sec.blob, sec.codec
                 else:
-                    blob, codec_name = self.codec.compress(sec.text.encode("utf-8")), self.codec.name
+                    blob, codec_name = (
+                        self.codec.compress(sec.text.encode("utf-8")),
+                        self.codec.name,
+                    )
                 text_bytes += len(blob)
                 section_rows.append(
                     (
@@ -815,7 +837,7 @@ class SQLiteIndex:
     ) -> int | None:
         """How many rows match (at most ``cap``); None if counting takes over ``timeout`` s."""
         plan = self._plan(query, anonymized_only)
-        where, params = plan.where(rows=False)
+        where, params = plan.where()
         sql = f"SELECT count(*) FROM (SELECT 1 FROM {plan.from_(rows=False)}{where} LIMIT ?)"
         rows = self._run(sql, [*params, cap], timeout)
         return None if rows is None else int(rows[0][0])
@@ -843,11 +865,12 @@ class SQLiteIndex:
     ) -> tuple[int, int] | None:
         """The earliest and latest start epoch among the matching rows."""
         plan = self._plan(query, anonymized_only)
-        where, params = plan.where(rows=False)
+        where, params = plan.where()
         conn = self._conn()
         if plan.job_driven:
             row = conn.execute(
-                f"SELECT min({plan.key}), max({plan.key}) FROM {plan.from_(rows=False)}{where}", params
+                f"SELECT min({plan.key}), max({plan.key}) FROM {plan.from_(rows=False)}{where}",
+                params,
             ).fetchone()
             return None if row[0] is None else (row[0] >> plan.shift, row[1] >> plan.shift)
         ends = []
@@ -875,7 +898,7 @@ class SQLiteIndex:
         if bucket < 1:
             raise ValueError("bucket must be at least one second")
         plan = self._plan(query, anonymized_only)
-        where, params = plan.where(rows=False)
+        where, params = plan.where()
         sql = (
             f"SELECT ({plan.key} >> {plan.shift}) / ? AS b, count(*) FROM {plan.from_(rows=False)}"
             f"{where} GROUP BY b"
@@ -896,12 +919,16 @@ class SQLiteIndex:
     # -- retention -----------------------------------------------------------------
     def retention_entries(self) -> Iterator[RetentionEntry]:
         """Every job still holding data, oldest first (age: end time, else start time)."""
-        rows = self._conn().execute(
-            "SELECT id, path, coalesce(end_epoch, sort_epoch) AS age, original_bytes,"
-            " anonymized_bytes, text_bytes, original_pruned_at IS NULL AND original_bytes > 0,"
-            " pruned_at IS NULL FROM jobs"
-            " WHERE pruned_at IS NULL ORDER BY age, id"
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, path, coalesce(end_epoch, sort_epoch) AS age, original_bytes,"
+                " anonymized_bytes, text_bytes, original_pruned_at IS NULL AND original_bytes > 0,"
+                " pruned_at IS NULL FROM jobs"
+                " WHERE pruned_at IS NULL ORDER BY age, id"
+            )
+            .fetchall()
+        )
         for jid, path, age, ob, ab, tb, has_original, has_data in rows:
             yield RetentionEntry(jid, path, age, ob, ab, tb, bool(has_original), bool(has_data))
 

@@ -338,7 +338,9 @@ def build_record(
         summary = parse_out(view_out)
     else:
         summary = original_summary
-    view_err_file = split_err(view_err) if anonymizer is not None and view_err is not None else original_err
+    view_err_file = (
+        split_err(view_err) if anonymizer is not None and view_err is not None else original_err
+    )
 
     sections: list[SectionRecord] = []
     originals = original_err.sections if original_err is not None else []

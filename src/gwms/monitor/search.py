@@ -170,7 +170,9 @@ def parse_exit_filter(text: str) -> ExitFilter:
 # times
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_RELATIVE = re.compile(r"(?:now)?\s*-\s*(\d{1,9})\s*([smhdw])|(\d{1,9})\s*([smhdw])\s*ago", re.IGNORECASE)
+_RELATIVE = re.compile(
+    r"(?:now)?\s*-\s*(\d{1,9})\s*([smhdw])|(\d{1,9})\s*([smhdw])\s*ago", re.IGNORECASE
+)
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -353,7 +355,9 @@ def parse_text_query(text: str) -> TextQuery | None:
 
     Raises :class:`SearchSyntaxError` when there are only excluded words.
     """
-    query, _ = _parse_text_tokens([(k, v, q) for k, v, q in _lex(text) if not k.startswith("field:")])
+    query, _ = _parse_text_tokens(
+        [(k, v, q) for k, v, q in _lex(text) if not k.startswith("field:")]
+    )
     return query
 
 
@@ -604,7 +608,11 @@ def parse_query(
         built["regex"] = regex
         built["ignore_case"] = ignore_case
     query = SearchQuery(**built)
-    if query.time_from is not None and query.time_to is not None and query.time_from > query.time_to:
+    if (
+        query.time_from is not None
+        and query.time_to is not None
+        and query.time_from > query.time_to
+    ):
         raise SearchSyntaxError("the time range ends before it starts")
     return query
 
@@ -645,8 +653,27 @@ def decode_cursor(cursor: str, fingerprint: str) -> int:
 # histogram
 
 _BUCKETS = (
-    1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-    86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400, 365 * 86400,
+    1,
+    5,
+    10,
+    30,
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    2 * 3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    2 * 86400,
+    7 * 86400,
+    14 * 86400,
+    30 * 86400,
+    90 * 86400,
+    365 * 86400,
 )
 
 
@@ -780,7 +807,10 @@ def find_hits(
             # an empty match: look for a real one in the rest of this line only
             line_end = text.find("\n", m.start())
             line_end = length if line_end < 0 else line_end
-            real = next((x for x in pattern.finditer(text, m.start(), line_end) if x.end() > x.start()), None)
+            real = next(
+                (x for x in pattern.finditer(text, m.start(), line_end) if x.end() > x.start()),
+                None,
+            )
             if real is None:
                 pos = line_end + 1
                 continue

@@ -190,8 +190,16 @@ class Searcher:
         after = decode_cursor(cursor, fingerprint) if cursor else None
         if query.regex is not None:
             page = self._regex_page(
-                query, after, order, limit, context, max_hits, anonymized_only,
-                fingerprint, with_total and after is None, with_histogram and after is None,
+                query,
+                after,
+                order,
+                limit,
+                context,
+                max_hits,
+                anonymized_only,
+                fingerprint,
+                with_total and after is None,
+                with_histogram and after is None,
             )
         else:
             page = self._index_page(
@@ -288,7 +296,9 @@ class Searcher:
                     matched.append(r.key)
                     if len(page.rows) < limit:
                         page.rows.append(
-                            ResultRow(r.key, r.job, r.section, found.hits, found.lines, found.capped)
+                            ResultRow(
+                                r.key, r.job, r.section, found.hits, found.lines, found.capped
+                            )
                         )
                     else:
                         more_matches = True

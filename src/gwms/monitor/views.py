@@ -30,7 +30,17 @@ __all__ = [
 
 #: Job fields that may identify people or nodes when a job was not anonymized.
 IDENTIFYING_FIELDS = ("host", "factory_schedd")
-_SUMMARY_IDENTIFYING = ("header", "host", "system", "identity", "user", "uid", "group", "gid", "factory_schedd")
+_SUMMARY_IDENTIFYING = (
+    "header",
+    "host",
+    "system",
+    "identity",
+    "user",
+    "uid",
+    "group",
+    "gid",
+    "factory_schedd",
+)
 
 
 def iso(epoch: float | None) -> str | None:
@@ -56,7 +66,9 @@ def timeline(summary: dict[str, Any]) -> list[dict[str, Any]]:
     add(
         "validated",
         summary.get("last_script_epoch"),
-        f"last script starting after validating for {v} s" if v is not None else "last script starting",
+        f"last script starting after validating for {v} s"
+        if v is not None
+        else "last script starting",
     )
     add("condor_started", summary.get("condor_start_epoch"), "condor starting")
     c = summary.get("condor_seconds")

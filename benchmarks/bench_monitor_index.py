@@ -246,15 +246,27 @@ def search_mix(db: Path, facts: list[dict], copies: int) -> dict:
         "cluster (C)": lambda: parse_query(job_id(False), now=now),
         "glidein uuid": lambda: parse_query(uuid(), now=now),
         "day + entry + exit!=0": lambda: parse_query(
-            f"{day_window()} entry:{rng.choice(entries)} exit:!0", now=now),
-        "common word": lambda: parse_query(rng.choice(["condor", "slot1", "startd", "Sent"]), now=now),
+            f"{day_window()} entry:{rng.choice(entries)} exit:!0", now=now
+        ),
+        "common word": lambda: parse_query(
+            rng.choice(["condor", "slot1", "startd", "Sent"]), now=now
+        ),
         "rare word (one job)": lambda: parse_query(f'"{rng.choice(facts)["credential"]}"', now=now),
-        "phrase": lambda: parse_query(rng.choice(['"Changing activity"', '"Connection refused"', '"received RELEASE_CLAIM"']), now=now),
-        "text + entry + day": lambda: parse_query(f"condor entry:{rng.choice(entries)} {day_window()}", now=now),
+        "phrase": lambda: parse_query(
+            rng.choice(['"Changing activity"', '"Connection refused"', '"received RELEASE_CLAIM"']),
+            now=now,
+        ),
+        "text + entry + day": lambda: parse_query(
+            f"condor entry:{rng.choice(entries)} {day_window()}", now=now
+        ),
         "text + user + section": lambda: parse_query(
-            f"claim user:{rng.choice(facts)['user']} section:StartdLog", now=now),
+            f"claim user:{rng.choice(facts)['user']} section:StartdLog", now=now
+        ),
         "regex + entry + day": lambda: parse_query(
-            f"entry:{rng.choice(entries)} {day_window()}", now=now, regex=r"Changing activity: \w+ -> Busy"),
+            f"entry:{rng.choice(entries)} {day_window()}",
+            now=now,
+            regex=r"Changing activity: \w+ -> Busy",
+        ),
     }
     per_kind: dict[str, dict] = {}
     all_page: list[float] = []
@@ -282,8 +294,10 @@ def search_mix(db: Path, facts: list[dict], copies: int) -> dict:
         }
         all_page += page_ms
         all_hist += hist_ms
-        log(f"{name}: p50 {per_kind[name]['p50_ms']} ms, p95 {per_kind[name]['p95_ms']} ms, "
-            f"with histogram {per_kind[name]['with_histogram_p50_ms']} ms, total ~{per_kind[name]['median_total']}")
+        log(
+            f"{name}: p50 {per_kind[name]['p50_ms']} ms, p95 {per_kind[name]['p95_ms']} ms, "
+            f"with histogram {per_kind[name]['with_histogram_p50_ms']} ms, total ~{per_kind[name]['median_total']}"
+        )
     index.close()
     return {
         "queries": len(all_page),
@@ -322,7 +336,10 @@ def main() -> None:
         shutil.rmtree(anon_src, ignore_errors=True)
         big_src = work / "src-big"
         generate(big_src, BIG_JOBS, seed=3, lines=BIG_LINES)
-        results["index_big_jobs"] = {"lines_per_log": BIG_LINES, **index_run(big_src, work / "big", anonymize=False)}
+        results["index_big_jobs"] = {
+            "lines_per_log": BIG_LINES,
+            **index_run(big_src, work / "big", anonymize=False),
+        }
         log(f"big: {results['index_big_jobs']}")
         shutil.rmtree(work / "big", ignore_errors=True)
         shutil.rmtree(big_src, ignore_errors=True)

@@ -168,3 +168,34 @@ def test_gwms_frontend_run_and_status(loop: Loop, factory: FakeFactory, tmp_path
     assert proc.proc.returncode == 0, (tmp_path / "frontend.log").read_text()[-2000:]
     with loop.wms() as wms:
         assert wms.query(FA.TYPE_GLIDECLIENT) == []
+
+
+def test_q_analyze_shows_the_frontend_view(loop: Loop, factory: FakeFactory, tmp_path: Path) -> None:
+    """`gwms q -analyze` replays the group's matching from its glideresource ads."""
+    from gwms.pool.clientfile import PoolClientInfo, write_client_file
+
+    local = loop.submit(4, "LOCAL")
+    nowhere = loop.submit(1, "NOWHERE")
+    service = make_service(loop)
+    try:
+        assert service.run_cycle("main").complete
+        client_dir = tmp_path / "client"
+        write_client_file(client_dir, PoolClientInfo(collector=loop.pool_url, schedd=loop.schedd_url,
+                                                     token=loop.token("alice", scopes.READ, scopes.WRITE)))
+
+        def analyze(job_id: str, *extra: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "gwms", "q", "-analyze", job_id, "--pool", str(client_dir),
+                                   *extra], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        text = analyze(f"{local}.0")
+        assert "The frontend's view of job" in text and "matches 1 of 2 entries" in text
+        assert "MATCH    vofe.main -> local1@v1@gf (site LOCAL): requested idle 1" in text
+        assert "no match vofe.main -> remote1@v1@gf" in text
+        assert "No entry can run this job" in analyze(f"{nowhere}.0")
+        (as_json,) = json.loads(analyze(f"{local}.0", "-json"))
+        assert [(v["entry"], v["matches"]) for v in as_json["frontend"]] == [
+            ("local1@v1@gf", True), ("remote1@v1@gf", False)]
+    finally:
+        service.stop()

@@ -211,6 +211,8 @@ def test_one_cycle_gives_the_exact_ads(tmp_path: Path) -> None:
         "GlideClientMonitorGlideinsRequestMaxRun": 12, "GlideClientRemoveExcess": "NO",
         "GlideClientRemoveReasons": "", "GlideClientEntryInDowntime": False, "GlideClientLimits": "",
         "GlideClientCycleComplete": True,
+        "GlideClientMatchingInternalPythonExpr": MATCH, "GlideClientMatchingGlideinCondorExpr": "True",
+        "GlideClientConstraintJobCondorExpr": cfg.job_query("main"), "GlideClientAttrDict": "{}",
     }
     assert ads.names()[("", "glideresource")] == {"local1@v1@gf@vofe.main", "remote1@v1@gf@vofe.main"}
 

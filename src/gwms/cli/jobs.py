@@ -224,6 +224,8 @@ def _analyze(ids: list[str], extra: list[str], pool: str | None, as_json: bool) 
 
     from gwms.pool.clientfile import load_client_file
     from gwms.pool.collector.client import CollectorClient
+    from gwms.frontend.advertise import TYPE_GLIDERESOURCE
+    from gwms.frontend.explain import explain_job, render_frontend_view
     from gwms.pool.negotiator.analyze import analyze_job, render_analysis
 
     if extra:
@@ -242,12 +244,21 @@ def _analyze(ids: list[str], extra: list[str], pool: str | None, as_json: bool) 
                 jobs.extend(client.query(f"ClusterId == {int(job_id)}"))
     with CollectorClient(info.collector, token=info.token, verify=verify) as collector:
         slots = collector.query("Machine")
+        resources = collector.query(TYPE_GLIDERESOURCE)
     results = [analyze_job(job, slots) for job in jobs]
+    views = [explain_job(job, resources) for job in jobs]
     if as_json:
-        click.echo(json.dumps([asdict(r) | {"worst": asdict(r.worst) if r.worst else None} for r in results],
+        click.echo(json.dumps([asdict(r) | {"worst": asdict(r.worst) if r.worst else None,
+                                            "frontend": [asdict(v) for v in view]}
+                               for r, view in zip(results, views)],
                               indent=2, default=str))
         return
-    click.echo("\n\n".join(render_analysis(r) for r in results))
+    click.echo("\n\n".join(render_analysis(r) + "\n\n" + render_frontend_view(_job_id(job), view)
+                            for r, job, view in zip(results, jobs, views)))
+
+
+def _job_id(job: dict[str, Any]) -> str:
+    return f"{job.get('ClusterId', '?')}.{job.get('ProcId', '?')}"
 
 
 #: what the default tables show: like condor_q, ask the schedd for these attributes only

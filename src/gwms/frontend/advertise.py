@@ -101,6 +101,12 @@ RES_REMOVE_REASONS = "GlideClientRemoveReasons"
 RES_IN_DOWNTIME = "GlideClientEntryInDowntime"
 RES_SKIPPED = "GlideClientRequestSkipped"
 RES_COMPLETE = "GlideClientCycleComplete"
+#: The group's matching, so that ``gwms q -analyze`` can replay it for one job (names
+#: as in the original's glideresource ads; see :mod:`gwms.frontend.explain`).
+RES_MATCH_EXPR = "GlideClientMatchingInternalPythonExpr"
+RES_START_EXPR = "GlideClientMatchingGlideinCondorExpr"
+RES_JOB_QUERY = "GlideClientConstraintJobCondorExpr"
+RES_ATTR_DICT = "GlideClientAttrDict"
 
 #: Entry attributes not copied into glideresource ads (the collector's and the factory's own).
 _NOT_COPIED = frozenset(
@@ -209,6 +215,24 @@ def _copyable(name: str) -> bool:
     return low not in _NOT_COPIED and not low.startswith(_NOT_COPIED_PREFIXES)
 
 
+@lru_cache(maxsize=64)
+def _matching_texts(match_exprs: tuple[str, ...], start: str, job_query: str, attr_dict: str) -> dict[str, str]:
+    useful = [e for e in match_exprs if e.strip() != "True"]
+    match = "True" if not useful else useful[0] if len(useful) == 1 else " and ".join(f"({e})" for e in useful)
+    return {RES_MATCH_EXPR: match, RES_START_EXPR: start, RES_JOB_QUERY: job_query, RES_ATTR_DICT: attr_dict}
+
+
+def _matching_attrs(config: FrontendConfig, group: str) -> dict[str, str]:
+    """The group's match_expr (frontend AND group), start_expr, job query and constant
+    attributes (JSON), as published in ``glideresource`` ads."""
+    import json
+
+    g = config.group(group).match
+    attr_dict = json.dumps(config.attr_dict(group), sort_keys=True, default=str)
+    return _matching_texts((config.match.match_expr, g.match_expr), config.start_expr(group),
+                           config.job_query(group), attr_dict)
+
+
 def glideresource_ad(
     config: FrontendConfig, group_plan: GroupPlan, plan: EntryPlan, lifetime: int
 ) -> dict[str, Any]:
@@ -246,6 +270,7 @@ def glideresource_ad(
         RES_LIMITS: ",".join(request.limits),
         RES_COMPLETE: group_plan.complete,
     })
+    ad.update(_matching_attrs(config, group_plan.group))
     for name in request.limits:
         ad[RES_LIMIT_PREFIX + name] = True
     if plan.skipped:

@@ -10,11 +10,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from gwms.frontend import adnames as N
-from gwms.frontend.advertise import build_cycle_ads
-from gwms.frontend.cycle import plan_group
-from gwms.frontend.explain import explain_job, render_frontend_view
 from test_frontend_service_cycle import (
     POOL,
     config,
@@ -23,6 +18,11 @@ from test_frontend_service_cycle import (
     snapshot,
 )
 from test_frontend_service_cycle import job as cycle_job
+
+from gwms.frontend import adnames as N
+from gwms.frontend.advertise import build_cycle_ads
+from gwms.frontend.cycle import plan_group
+from gwms.frontend.explain import explain_job, render_frontend_view
 
 SITES = ["LOCAL", "REMOTE", "FAR"]
 

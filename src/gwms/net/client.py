@@ -20,7 +20,7 @@ import json as jsonlib
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -141,6 +141,59 @@ class _Policy:
             path=path,
             attempts=attempts,
         )
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        retry_unsafe: bool | None,
+        content: bytes | None,
+        raw: bool,
+    ) -> Generator[dict[str, Any] | float, httpx.Response | httpx.HTTPError | None, Any]:
+        """One request with its retries, free of I/O: yields either the keyword arguments
+        of the next ``httpx`` request (send back its response, or the ``httpx.HTTPError``
+        it raised) or a number of seconds to wait (send back None); returns the answer
+        (see :meth:`ServiceClient.request`) or raises :class:`ServiceError`. The sync and
+        async clients drive it with their own transport and sleep."""
+        method = method.upper()
+        delays = self.delays(method, retry_unsafe)
+        if json is not None and content is None:
+            # orjson: 5-10x faster than the json module for large bodies (100k-job submits)
+            content = orjson.dumps(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = yield {"method": method, "url": path, "params": params,
+                             "headers": self.headers(headers), "content": content}
+            if isinstance(outcome, _RETRYABLE_ERRORS):
+                if attempt <= len(delays):
+                    yield delays[attempt - 1]
+                    continue
+                raise self.failure(outcome, method, path, attempt) from outcome
+            if isinstance(outcome, httpx.HTTPError):
+                raise self.failure(outcome, method, path, attempt) from outcome
+            assert outcome is not None
+            if outcome.status_code in RETRY_STATUSES and attempt <= len(delays):
+                yield delays[attempt - 1]
+                continue
+            if raw and outcome.is_success:
+                return outcome.content
+            return self.result(outcome, method, path, attempt)
+
+    def http_options(self, verify: Verify, client_cert: tuple[str, str] | None, transport: Any) -> dict[str, Any]:
+        """The keyword arguments of the ``httpx`` client both clients build."""
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            # plain http needs no SSL context (loading the CA bundle costs ~0.2 s per client)
+            "verify": _ssl_verify(verify, client_cert) if self.base_url.startswith("https") else False,
+            "transport": transport,
+        }
 
     def result(self, response: httpx.Response, method: str, path: str, attempts: int) -> Any:
         if response.is_success:
@@ -264,13 +317,7 @@ class ServiceClient:
             service=service,
             rng=rng,
         )
-        self._http = httpx.AsyncClient(
-            base_url=self._policy.base_url,
-            timeout=timeout,
-            # plain http needs no SSL context (loading the CA bundle costs ~0.2 s per client)
-            verify=_ssl_verify(verify, client_cert) if self._policy.base_url.startswith("https") else False,
-            transport=transport,
-        )
+        self._http = httpx.AsyncClient(**self._policy.http_options(verify, client_cert, transport))
 
     @property
     def base_url(self) -> str:
@@ -294,35 +341,22 @@ class ServiceClient:
         ``content`` sends raw bytes instead of ``json`` (set a Content-Type header);
         ``raw=True`` returns the answer's bytes instead of parsing JSON.
         """
-        method = method.upper()
-        policy = self._policy
-        delays = policy.delays(method, retry_unsafe)
-        if json is not None and content is None:
-            # orjson: 5-10x faster than the json module for large bodies (100k-job submits)
-            content = orjson.dumps(json)
-            headers = {"Content-Type": "application/json", **(headers or {})}
-            json = None
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._http.request(
-                    method, path, json=json, params=params, headers=policy.headers(headers),
-                    content=content,
-                )
-            except _RETRYABLE_ERRORS as exc:
-                if attempt <= len(delays):
-                    await asyncio.sleep(delays[attempt - 1])
+        steps = self._policy.exchange(method, path, json=json, params=params, headers=headers,
+                                      retry_unsafe=retry_unsafe, content=content, raw=raw)
+        step = next(steps)
+        try:
+            while True:
+                if not isinstance(step, dict):  # seconds to wait
+                    await asyncio.sleep(step)
+                    step = steps.send(None)
                     continue
-                raise policy.failure(exc, method, path, attempt) from exc
-            except httpx.HTTPError as exc:
-                raise policy.failure(exc, method, path, attempt) from exc
-            if response.status_code in RETRY_STATUSES and attempt <= len(delays):
-                await asyncio.sleep(delays[attempt - 1])
-                continue
-            if raw and response.is_success:
-                return response.content
-            return policy.result(response, method, path, attempt)
+                try:
+                    outcome: httpx.Response | httpx.HTTPError = await self._http.request(**step)
+                except httpx.HTTPError as exc:
+                    outcome = exc
+                step = steps.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     async def get(self, path: str, *, params: Mapping[str, Any] | None = None,
                   headers: Mapping[str, str] | None = None) -> Any:
@@ -393,13 +427,7 @@ class SyncServiceClient:
             service=service,
             rng=rng,
         )
-        self._http = httpx.Client(
-            base_url=self._policy.base_url,
-            timeout=timeout,
-            # plain http needs no SSL context (loading the CA bundle costs ~0.2 s per client)
-            verify=_ssl_verify(verify, client_cert) if self._policy.base_url.startswith("https") else False,
-            transport=transport,
-        )
+        self._http = httpx.Client(**self._policy.http_options(verify, client_cert, transport))
 
     @property
     def base_url(self) -> str:
@@ -423,35 +451,22 @@ class SyncServiceClient:
         ``content`` sends raw bytes instead of ``json`` (set a Content-Type header);
         ``raw=True`` returns the answer's bytes instead of parsing JSON.
         """
-        method = method.upper()
-        policy = self._policy
-        delays = policy.delays(method, retry_unsafe)
-        if json is not None and content is None:
-            # orjson: 5-10x faster than the json module for large bodies (100k-job submits)
-            content = orjson.dumps(json)
-            headers = {"Content-Type": "application/json", **(headers or {})}
-            json = None
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._http.request(
-                    method, path, json=json, params=params, headers=policy.headers(headers),
-                    content=content,
-                )
-            except _RETRYABLE_ERRORS as exc:
-                if attempt <= len(delays):
-                    time.sleep(delays[attempt - 1])
+        steps = self._policy.exchange(method, path, json=json, params=params, headers=headers,
+                                      retry_unsafe=retry_unsafe, content=content, raw=raw)
+        step = next(steps)
+        try:
+            while True:
+                if not isinstance(step, dict):  # seconds to wait
+                    time.sleep(step)
+                    step = steps.send(None)
                     continue
-                raise policy.failure(exc, method, path, attempt) from exc
-            except httpx.HTTPError as exc:
-                raise policy.failure(exc, method, path, attempt) from exc
-            if response.status_code in RETRY_STATUSES and attempt <= len(delays):
-                time.sleep(delays[attempt - 1])
-                continue
-            if raw and response.is_success:
-                return response.content
-            return policy.result(response, method, path, attempt)
+                try:
+                    outcome: httpx.Response | httpx.HTTPError = self._http.request(**step)
+                except httpx.HTTPError as exc:
+                    outcome = exc
+                step = steps.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     def get(self, path: str, *, params: Mapping[str, Any] | None = None,
             headers: Mapping[str, str] | None = None) -> Any:

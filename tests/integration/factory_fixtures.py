@@ -124,13 +124,14 @@ class TestFrontend:
 
     def request(self, *, entry: str = "local1@v1@gf", idle: int, max_glideins: int, identity: str | None = None,
                 security_name: str = "vofe", security_class: str = "main", client: str = "vofe.main",
-                mutate: Callable[[dict[str, Any]], None] | None = None, **kw: Any) -> dict[str, Any]:
+                mutate: Callable[[dict[str, Any]], None] | None = None,
+                secrets: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
         pem, kid = self.factory_key()
         ad = build_request_ad(
             entry_ad_name=entry, client_name=client, identity=identity or self.identity,
             security_name=security_name, security_class=security_class, factory_public_key=pem, key_id=kid,
             req_idle=idle, req_max=max_glideins, session=SessionKey(pem, kid),
-            secrets={"GLIDEIN_Token": "pool-token", "GLIDEIN_Collector": "http://127.0.0.1:9"}, **kw,
+            secrets=secrets or {"GLIDEIN_Token": "pool-token", "GLIDEIN_Collector": "http://127.0.0.1:9"}, **kw,
         )
         if mutate is not None:
             mutate(ad)

@@ -209,7 +209,8 @@ def test_a_good_run_writes_the_original_layout(stage: tuple[StageArea, str], tmp
     assert opts["--collector"] == "http://127.0.0.1:9" and opts["--max-idle"] == "77" and opts["--cpus"] == "2"
     assert opts["--start"] == '(TARGET.Owner =!= "mallory") && (TARGET.RequestCpus <= 2)'
     for expected in ('GLIDEIN_Site="GoodSite"', "GLIDEIN_CPUS=2", 'GLIDECLIENT_Group_Tag="blue"', 'SITE_NOTE="from python"',
-                     "HAS_CVMFS=false", 'GLIDEIN_Entry_Name="good"', "GLIDEIN_ClusterId=12", 'GLIDECLIENT_Name="fe1.main"'):
+                     "HAS_CVMFS=false", 'GLIDEIN_Entry_Name="good"', "GLIDEIN_ClusterId=12", 'GLIDECLIENT_Name="fe1.main"',
+                     'GLIDEIN_Factory="gfactory"', 'GLIDEIN_Name="gfactory_instance"', 'GLIDECLIENT_Group="main"'):
         assert expected in attrs, (expected, attrs)
     assert any(a.startswith("GLIDEIN_Python_Version=") for a in attrs)
     assert Path(rec["cwd"]).parent == tmp_path / "work"

@@ -154,12 +154,32 @@ def test_removing_a_running_pilot(backend: SlurmBackend, tmp_path: Path):
 
     final = wait_for(removed, 20, "long pilot REMOVED")
     assert time.monotonic() - t0 < 15
-    assert "CANCELLED" in final[job_id].reason
+    assert "removed by the factory" in final[job_id].reason  # it ended on the SIGTERM
     backend.collect_output(job_id, pilot)
     assert pilot.stdout.read_text() == "started\n"
     assert "CANCELLED" in pilot.stderr.read_text()  # slurmstepd's note
     # removing again (already gone) is not an error
     backend.remove([job_id])
+
+
+def test_a_pilot_that_ignores_sigterm_is_cancelled_after_the_grace(backend: SlurmBackend, tmp_path: Path):
+    backend.settings = with_settings(backend, kill_grace_s=2)
+    pilot = spec(tmp_path, "stubborn", "trap 'echo got TERM' TERM; echo started; while :; do sleep 0.2; done")
+    [job_id] = backend.submit([pilot])
+    assert isinstance(job_id, str)
+    wait_for(lambda: {} if pilot.stdout.exists() and "started" in pilot.stdout.read_text() else None, 20,
+             "stubborn pilot printing")
+    t0 = time.monotonic()
+    backend.remove([job_id])
+
+    def removed() -> dict[str, SiteStatus] | None:
+        states = backend.poll([job_id])
+        return states if states[job_id].state is SiteState.REMOVED else None
+
+    wait_for(removed, 25, "stubborn pilot REMOVED")
+    assert 2 <= time.monotonic() - t0 < 20
+    backend.collect_output(job_id, pilot)
+    assert "got TERM" in pilot.stdout.read_text()
 
 
 def test_a_held_pilot_is_held_until_released(backend: SlurmBackend, tmp_path: Path):

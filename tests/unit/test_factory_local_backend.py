@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from gwms.factory.backends import BackendConfigError, BackendContext, backend_names, create_backend
-from gwms.factory.backends.base import Backend, PilotSpec, SiteState
+from gwms.factory.backends.base import Backend, PilotSpec, SiteState, SiteStatus
 from gwms.factory.backends.local import LocalBackend, LocalSettings
+from gwms.factory.backends.slurm import SlurmJob, site_status
 
 
 def spec(tmp: Path, pid: str, script: str, walltime: int = 0, env: dict[str, str] | None = None) -> PilotSpec:
@@ -72,19 +73,66 @@ def test_a_pilot_runs_writes_its_output_and_completes(backends, tmp_path):
     assert not (tmp_path / "state" / "p1" / "spec.json").exists()  # secrets gone once ended
 
 
-def test_exit_code_is_reported(backends, tmp_path):
+def slurm_view(state: str, exit_code: int, sig: int = 0, reason: str = "") -> SiteStatus:
+    """What the slurm backend reports for a job that ended that way."""
+    return site_status(SlurmJob("1", state, reason, exit_code, sig))
+
+
+@pytest.mark.parametrize(
+    ("script", "slurm"),
+    [
+        ("exit 0", slurm_view("COMPLETED", 0)),
+        ("exit 3", slurm_view("FAILED", 3, reason="NonZeroExitCode")),
+        ("exit 6", slurm_view("FAILED", 6, reason="NonZeroExitCode")),
+        ("kill -9 $$", slurm_view("FAILED", 0, 9, reason="NonZeroExitCode")),
+    ],
+)
+def test_a_finished_pilot_is_completed_with_its_exit_code_as_in_slurm(backends, tmp_path, script, slurm):
+    # one state model for every backend: a pilot that ran is COMPLETED with its exit code
+    # (128 + N for signal N), whatever the code; the factory judges the code, not the site
     b = make(backends, tmp_path)
-    b.submit([spec(tmp_path, "p1", "exit 3")])
+    b.submit([spec(tmp_path, "p1", script)])
     st = wait_for(b, "p1", {SiteState.COMPLETED, SiteState.FAILED})
-    assert st.state is SiteState.FAILED and st.exit_code == 3
+    assert slurm.state is SiteState.COMPLETED
+    assert (st.state, st.exit_code) == (slurm.state, slurm.exit_code)
+    if script.startswith("kill"):
+        assert st.exit_code == 128 + 9 and "SIGKILL" in st.reason
 
 
-def test_missing_program_fails_with_127(backends, tmp_path):
+def test_a_missing_program_is_its_exit_code_not_a_site_failure(backends, tmp_path):
+    # the shell ran and reported 127, as a Slurm batch script whose exec fails
     b = make(backends, tmp_path)
     s = PilotSpec("p1", ["/nonexistent/glidein"], {}, tmp_path / "o", tmp_path / "e", 1, 1, 0, None)
     b.submit([s])
-    st = wait_for(b, "p1", {SiteState.FAILED})
-    assert st.exit_code == 127
+    st = wait_for(b, "p1", {SiteState.COMPLETED, SiteState.FAILED})
+    assert (st.state, st.exit_code) == (SiteState.COMPLETED, 127)
+    assert slurm_view("FAILED", 127, reason="NonZeroExitCode").state is SiteState.COMPLETED
+
+
+def test_failed_is_only_the_sites_verdict(backends, tmp_path):
+    # a pilot the site could not start: FAILED, as Slurm's launch failures
+    b = make(backends, tmp_path, shell="/nonexistent/sh")
+    b.submit([spec(tmp_path, "p1", "exit 0")])
+    st = wait_for(b, "p1", {SiteState.COMPLETED, SiteState.FAILED})
+    assert st.state is SiteState.FAILED and "could not start" in st.reason
+    assert slurm_view("FAILED", 1, reason="JobLaunchFailure").state is SiteState.FAILED
+
+
+def test_a_held_pilot_waits_until_released(backends, tmp_path):
+    b = make(backends, tmp_path, slots=1)
+    b.submit([spec(tmp_path, "a", "sleep 0.3"), spec(tmp_path, "b", "echo b")])
+    assert b.hold("b", "gatekeeper temporarily unavailable")
+    assert not b.hold("a", "too late")  # running pilots cannot be held (as scontrol hold)
+    assert wait_for(b, "a", {SiteState.COMPLETED}).state is SiteState.COMPLETED
+    for _ in range(3):  # a free slot does not start a held pilot
+        st = b.poll(["b"])["b"]
+        assert st.state is SiteState.HELD and st.reason == "gatekeeper temporarily unavailable"
+        time.sleep(0.05)
+    again = make(backends, tmp_path, slots=1)  # the hold survives a factory restart
+    assert again.poll(["b"])["b"].state is SiteState.HELD
+    again.release(["b"])
+    assert wait_for(again, "b", {SiteState.COMPLETED}).exit_code == 0
+    assert not again.hold("b", "ended")
 
 
 def test_slots_queue_pilots_as_pending(backends, tmp_path):

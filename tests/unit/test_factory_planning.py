@@ -268,3 +268,33 @@ def test_pilots_older_than_the_pause_prove_nothing():
     assert h.paused(500.0) and h.pauses == 1
     assert record_healthy_pilot(h, started_at=100.0) == h  # it ran before the site broke
     assert not record_healthy_pilot(h, started_at=600.0).probation
+
+
+@given(pilots_st, requests_st, limits_st, limits_st, st.integers(0, 150))
+@settings(max_examples=300, deadline=None)
+def test_releases_and_submissions_together_stay_within_the_idle_limits(pilots_states, requests, el, gl, cap):
+    # held glideins the site may release (a recoverable reason, past the back-off)
+    pilots = {k: [PilotView(f"{k}-{i}", s, float(i), 0.0, holds=1, hold_reason="temporarily unavailable")
+                  for i, s in enumerate(v)] for k, v in pilots_states.items()}
+    groups = {k: "fe:main" for k in pilots}
+    groups.update({r.key: r.group for r in requests})
+    inp = EntryInput(now=10_000.0, entry_limits=el, group_limits={"fe:main": gl, "fe:other": gl}, policy=POLICY,
+                     pilots=pilots, groups_of=groups, requests=requests, submit_cap=cap)
+    plan = plan_entry(inp)
+    entry = count_pilots(p for v in pilots.values() for p in v)
+    released = len(plan.releases)
+    if entry.idle <= el.idle:
+        assert entry.idle + released + plan.total_submits <= el.idle
+    for group in ("fe:main", "fe:other"):
+        keys = [k for k in pilots if groups[k] == group]
+        g = count_pilots(p for k in keys for p in pilots[k])
+        g_rel = sum(1 for pid in plan.releases if groups[pid.rsplit("-", 1)[0]] == group)
+        g_add = sum(n for k, n in plan.submits.items() if groups[k] == group)
+        if g.idle <= gl.idle:
+            assert g.idle + g_rel + g_add <= gl.idle
+    # a released glidein counts as idle for its request: no double submission
+    for key, n in plan.submits.items():
+        r = next(r for r in requests if r.key == key)
+        c = count_pilots(pilots.get(key, ()))
+        rel = sum(1 for pid in plan.releases if pid.rsplit("-", 1)[0] == key)
+        assert c.idle + rel + n <= r.req_idle

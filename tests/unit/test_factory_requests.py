@@ -71,6 +71,21 @@ def test_a_valid_request_is_read_with_its_parameters(reader, pair):
     assert req.key == "vofe/vofe.main/default" and req.group == "vofe:main"
 
 
+def test_published_parameters_are_named_in_the_request(reader, pair):
+    ad = make(pair, params={"GLIDECLIENT_Group_Tag": "blue", "FE_Priority": 5, "Plain": "x"},
+              publish=["GLIDECLIENT_Group_Tag", "FE_Priority", "NotAParam", "FE_Priority"])
+    assert ad[A.REQ_GLIDEIN_PUBLISH] == "GLIDECLIENT_Group_Tag,FE_Priority,NotAParam,FE_Priority"
+    valid, refused = reader.read([ad])
+    assert refused == []
+    # names that are not parameters of the request are ignored, duplicates dropped
+    assert valid["e1"][0].publish == ("GLIDECLIENT_Group_Tag", "FE_Priority")
+    assert make(pair).get(A.REQ_GLIDEIN_PUBLISH) is None  # nothing published: no attribute
+    bad = make(pair, params={"A": 1})
+    bad[A.REQ_GLIDEIN_PUBLISH] = "A,no-dash"
+    valid, refused = reader.read([bad])
+    assert valid == {} and "ReqGlideinPublish: 'no-dash' is not a parameter name" in refused[0].reason
+
+
 def test_attribute_names_are_case_insensitive(reader, pair):
     ad = {k.lower(): v for k, v in make(pair).items()}
     valid, refused = reader.read([ad])

@@ -142,6 +142,15 @@ def test_entries_without_a_command_run_the_stage_areas_glidein(tmp_path):
         assert argv[argv.index("-entry") + 1] == "e1" and argv[argv.index("-collector") + 1] == "http://127.0.0.1:9618"
         assert argv[argv.index("-cluster") + 1] == "7" and argv[argv.index("-sign") + 1] == svc.stage.signature
         assert "the-pool-token" not in " ".join(argv) and "the-pool-token" in cmd.env.values()
+        assert "-param_GLIDEIN_Max_Walltime" in argv and "-attr" not in argv
+        # parameters the frontend publishes become typed -attr (slot ads), the others stay params
+        published = ValidRequest(**{**req.__dict__, "params": {"Tag": "blue", "Prio": 5, "Plain": "x"},
+                                    "publish": ("Tag", "Prio")})
+        argv = svc.commands["e1"](PilotContext("gf", "v1", cfg.entries[0], published, "gf.v1.7.1", 7, 1,
+                                               svc.stage_url)).argv
+        attrs = [argv[i + 1] for i, a in enumerate(argv) if a == "-attr"]
+        assert attrs == ["Prio=5", 'Tag="blue"'] and argv[argv.index("-param_Plain") + 1] == "x"
+        assert "-param_Tag" not in argv
         no_collector = ValidRequest(**{**req.__dict__, "secrets": {}})
         with pytest.raises(GwmsError, match="GLIDEIN_Collector"):
             svc.commands["e1"](PilotContext("gf", "v1", cfg.entries[0], no_collector, "x", 1, 0, svc.stage_url))

@@ -27,7 +27,8 @@ resources = st.builds(
 MACHINE = MachineInfo(
     glidein="g@host", hostname="host", arch="X86_64", startd_id="abc",
     total=Resources(8, 16000, 10**8, 1), daemon_start=1000.0, ad_lifetime=300,
-    start_expr='TARGET.Owner == "alice"', published={"GLIDEIN_Site": "S1", "Name": "ignored", "State": "x"},
+    start_expr='TARGET.Owner == "alice"',
+    published={"GLIDEIN_Site": "S1", "Name": "ignored", "State": "x", "GLIDEIN_Name": "v1"},
 )
 ACCEPTING = AgentStatus(True, 5000.0, 9000.0)
 RETIRING = AgentStatus(False, 5000.0, 9000.0)
@@ -128,6 +129,8 @@ def test_slot_ads() -> None:
     assert free["OpSys"] == "LINUX" and free["Arch"] == "X86_64"
     assert free["Start"] == '/Expr(TARGET.Owner == "alice")/'
     assert free["GLIDEIN_Site"] == "S1" and free["GwmsStartdId"] == "abc"
+    # GLIDEIN_Name is the factory instance the pilot published; the agent's name has its own
+    assert free["GLIDEIN_Name"] == "v1" and free["GwmsStartdName"] == "g@host"
     assert free["GLIDEIN_ToRetire"] == 5000 and free["GLIDEIN_ToDie"] == 9000
     assert free["ClassAdLifetime"] == 300
     assert "PartitionableSlot" not in free

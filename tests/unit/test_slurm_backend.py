@@ -467,7 +467,7 @@ class FakeSlurm:
         self.squeue_rc = 0
         self.squeue_err = ""
         self.sacct: CommandResult = CommandResult(1, "", "Slurm accounting storage is disabled\n")
-        self.scancel = CommandResult(0, "", "")
+        self.scancel: CommandResult | list[CommandResult] = CommandResult(0, "", "")
         self.scontrol = CommandResult(0, "", "")
 
     def __call__(self, argv: Sequence[str], stdin: str | None, timeout: float) -> CommandResult:
@@ -488,8 +488,8 @@ class FakeSlurm:
             return CommandResult(self.squeue_rc, self.squeue_out, self.squeue_err)
         if cmd == "sacct":
             return self.sacct
-        if cmd == "scancel":
-            return self.scancel
+        if cmd == "scancel":  # one answer for every call, or a list of answers in turn
+            return self.scancel.pop(0) if isinstance(self.scancel, list) else self.scancel
         if cmd == "scontrol":
             return self.scontrol
         raise AssertionError(f"unexpected command {argv}")
@@ -651,6 +651,9 @@ def test_remove_and_release_ignore_ids_that_are_gone(fake: FakeSlurm):
     fake.scancel = CommandResult(1, "", "scancel: error: Kill job error on job id 5: "
                                         "Job/step already completing or completed\n")  # fmt: skip
     backend.remove(["5", "6", "5", "bad id"])
+    assert fake.named("scancel") == [["scancel", "-t", "PENDING", "5", "6"], ["scancel", "-s", "TERM", "-f", "5", "6"]]
+    fake.calls.clear()
+    make(fake, None, kill_grace_s=0).remove(["5", "6", "5", "bad id"])
     assert fake.named("scancel") == [["scancel", "5", "6"]]
     fake.scontrol = CommandResult(
         1, "", "Job has already finished for job 17\nInvalid job id specified for job 99999\n"
@@ -668,6 +671,34 @@ def test_remove_and_release_report_real_failures(fake: FakeSlurm):
     fake.scontrol = CommandResult(1, "", "Access/permission denied for job 5\n")
     with pytest.raises(BackendError, match="permission denied"):
         backend.release(["5"])
+
+
+def test_remove_terms_running_pilots_first_and_cancels_them_after_the_grace(fake: FakeSlurm, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    now = [1000.0]
+    monkeypatch.setattr("gwms.factory.backends.slurm.time.time", lambda: now[0])
+    backend = make(fake, tmp_path / "state", kill_grace_s=30)
+    fake.scancel = [CommandResult(0, "", ""),
+                    CommandResult(1, "", "scancel: error: Kill job error on job id 8: Job can not be altered now, "
+                                         "try again later\n")]  # fmt: skip
+    backend.remove(["7", "8"])  # 7 runs, 8 is pending (cancelled by -t PENDING, not signalled)
+    assert fake.named("scancel") == [["scancel", "-t", "PENDING", "7", "8"], ["scancel", "-s", "TERM", "-f", "7", "8"]]
+    fake.scancel = CommandResult(0, "", "")
+    fake.squeue_out = "7|RUNNING|None|0|\n8|CANCELLED|None|0|\n"
+    now[0] += 10
+    states = backend.poll(["7", "8"])
+    assert states["7"].state is SiteState.RUNNING and states["8"].state is SiteState.REMOVED
+    assert len(fake.named("scancel")) == 2  # within the grace: nothing more
+    # a restarted factory remembers the removal: past the grace the job is cancelled, once
+    again = make(fake, tmp_path / "state", kill_grace_s=30)
+    now[0] += 25
+    again.poll(["7"])
+    again.poll(["7"])
+    assert fake.named("scancel")[2:] == [["scancel", "7"]]
+    # once it ended it is REMOVED, whatever its exit code
+    fake.squeue_out = "7|FAILED|NonZeroExitCode|36608|\n"
+    st = again.poll(["7"])["7"]
+    assert st.state is SiteState.REMOVED and st.exit_code == 143 and "removed by the factory" in st.reason
 
 
 def test_remove_of_nothing_asks_nothing(fake: FakeSlurm):

@@ -66,7 +66,7 @@ def test_names_carry_the_content_hash_and_builds_are_deterministic(tmp_path: Pat
         assert sha(path) == f.sha256 and f.sha256[:8] in path.name
     assert sha(one.dir / one.index_name) == one.signature and one.signature[:8] in one.index_name
     kinds = [f.kind for f in one.files if f.scope == "main"]
-    assert kinds[:6] == ["startup", "lib", "lib", "lib", "lib", "agent"]
+    assert kinds[:7] == ["startup", "lib", "lib", "lib", "lib", "lib", "agent"]
     assert kinds.count("validate") == len(DEFAULT_VALIDATION)
     # the entry's own files live under entry_<name>/ and come after the factory's
     entry_files = [f for f in one.files if f.scope == "entry:site_a"]

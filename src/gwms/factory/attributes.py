@@ -18,6 +18,8 @@ are case-insensitive; code that reads ads looks them up case-insensitively.
     ReqEncKeyCode            the session key, wrapped (SessionKey.wrapped)
     ReqEncIdentity           sealed: the frontend's identity (== AuthenticatedIdentity)
     GlideinParam<Name>       clear parameters for the glidein (override entry defaults)
+    ReqGlideinPublish        comma-separated names of GlideinParam values the glidein
+                             publishes in its slot ads (the frontend's glidein_publish)
     GlideinEncParam<Name>    sealed parameters: SecurityName, SecurityClass (required),
                              and secrets for the glidein (e.g. GLIDEIN_Token, the pool token)
 
@@ -104,6 +106,12 @@ REQ_IDLE_LIFETIME = "ReqIdleLifetime"
 REQ_PUB_KEY_ID = "ReqPubKeyID"
 REQ_ENC_KEY_CODE = "ReqEncKeyCode"
 REQ_ENC_IDENTITY = "ReqEncIdentity"
+REQ_GLIDEIN_PUBLISH = "ReqGlideinPublish"
+
+#: Parameters (sealed or clear) the glideins need from the frontend: the user pool's
+#: collector and the pool token (READ, ADVERTISE_STARTD) they join it with.
+PARAM_GLIDEIN_COLLECTOR = "GLIDEIN_Collector"
+PARAM_GLIDEIN_TOKEN = "GLIDEIN_Token"
 
 #: Names (after ``GlideinEncParam``) of the sealed parameters every request carries.
 ENC_SECURITY_NAME = "SecurityName"

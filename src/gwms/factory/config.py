@@ -45,6 +45,7 @@ __all__ = [
     "FailurePolicy",
     "FrontendConfig",
     "LimitSet",
+    "LogServerConfig",
     "PilotResources",
     "RemovalLevel",
     "check_name",
@@ -183,8 +184,15 @@ class CyclePolicy(GwmsModel):
         default_factory=_recoverable_default,
         description="regular expressions over the hold reason; other holds are unrecoverable",
     )
-    stale_idle_s: float = Field(default=7 * 86400.0, gt=0)
-    stale_running_s: float = Field(default=31 * 86400.0, gt=0)
+    stale_idle_s: float = Field(default=7 * 86400.0, gt=0, description="StaleAgeIdle")
+    stale_running_s: float = Field(default=31 * 86400.0, gt=0, description="StaleAgeRunning")
+    stale_unclaimed_s: float = Field(
+        default=2 * 3600.0, gt=0,
+        description="StaleAgeUnclaimed: a running glidein whose slots all sat unclaimed this long goes",
+    )
+    slot_check_s: float = Field(
+        default=300.0, gt=0, description="how often the user pool is asked for the glideins' slots",
+    )
     unknown_grace_s: float = Field(
         default=600.0, ge=0, description="a pilot the site no longer knows is lost after this"
     )
@@ -342,6 +350,30 @@ class FrontendConfig(GwmsModel):
         return value
 
 
+class LogServerConfig(GwmsModel):
+    """Where glideins push their logs while they run (the log monitor's push endpoint;
+    see :mod:`gwms.security.logtoken`)."""
+
+    url: str = Field(
+        min_length=1,
+        description="the monitor's upload URL, e.g. https://monitor.example:8090/v1/push (the tokens' audience)",
+    )
+    token_lifetime_s: float | None = Field(
+        default=None, gt=0, description="token lifetime (default: the entry's pilot walltime + 2 days)"
+    )
+    interval_s: float = Field(default=60.0, ge=1, description="seconds between a glidein's pushes")
+    ca_file: str | None = Field(
+        default=None, description="CA bundle on the worker node that signs the monitor's certificate"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.strip().rstrip("/")
+
+
 class FactoryConfig(GwmsModel):
     """The whole factory configuration (see the module docstring)."""
 
@@ -380,6 +412,9 @@ class FactoryConfig(GwmsModel):
     workers: int = Field(default=4, ge=1, description="entry cycles run at once")
     frontends: dict[str, FrontendConfig] = Field(default_factory=dict)
     entries: list[EntryConfig] = Field(min_length=1)
+    log_server: LogServerConfig | None = Field(
+        default=None, description="glideins push their logs here while they run (none: no pushes)"
+    )
 
     @field_validator("frontends")
     @classmethod

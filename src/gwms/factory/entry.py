@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gwms.errors import GwmsError
 from gwms.factory import ads as adsmod
+from gwms.factory import attributes as A
 from gwms.factory.backends.base import Backend, BackendError, PilotSpec, SiteState, SiteStatus
 from gwms.factory.config import Downtime, EntryConfig, FactoryConfig
 from gwms.factory.health import (
@@ -37,10 +38,11 @@ from gwms.factory.health import (
     record_submissions,
     submit_cap,
 )
-from gwms.factory.limits import Counts, Limits, count_pilots, submit_clusters
+from gwms.factory.limits import Counts, Limits, SlotView, count_pilots, submit_clusters
 from gwms.factory.pilotstore import NewPilot, PilotRecord, PilotStore, StateChange
 from gwms.factory.planning import EntryInput, EntryPlan, RequestView, plan_entry
 from gwms.factory.requests import ValidRequest
+from gwms.factory.slotwatch import SlotSource, SlotWatcher, collector_source
 from gwms.factory.states import TERMINAL_STATES, PilotState, from_site_state
 
 log = logging.getLogger("gwms.factory")
@@ -258,6 +260,8 @@ class EntryWorker:
         command: builds a glidein's command line from a :class:`PilotContext`.
         key_id: the factory key id to put in the ad.
         factory_url: the factory's HTTP API, for the ads.
+        slot_source: how to read the glideins' slots from a user pool (default: its
+            collector, with the request's collector URL and token).
         clock: epoch seconds (injectable for tests).
     """
 
@@ -271,6 +275,7 @@ class EntryWorker:
         *,
         key_id: str = "",
         factory_url: str | None = None,
+        slot_source: SlotSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -286,6 +291,9 @@ class EntryWorker:
         self._orphan_since: dict[str, float] = {}
         self.last_report: CycleReport | None = None
         self.last_requests: list[ValidRequest] = []
+        self.slot_watcher = SlotWatcher(config.name, config.instance, entry.name,
+                                        interval=entry.cycle.slot_check_s,
+                                        source=slot_source or collector_source, clock=clock)
 
     # ------------------------------------------------------------------ control
 
@@ -353,7 +361,9 @@ class EntryWorker:
         records = self._resume_unsubmitted(records, by_key, now, report)
 
         # 3. plan and act
-        plan = plan_entry(self._plan_input(records, requests, health, now))
+        inp = self._plan_input(records, requests, health, now)
+        inp = replace(inp, slots=self._slots(records, requests or ()))
+        plan = plan_entry(inp)
         report.plan = plan
         self._release(records, plan.releases, now, report)
         self._remove(records, plan.removals, now, report)
@@ -401,7 +411,33 @@ class EntryWorker:
                                     health.reason)
         self.store.apply(changes, now)
         report.changes = sum(1 for c in changes if c.state is not None)
+        lost = {c.pilot_id for c in changes if c.state is PilotState.LOST}
+        if lost:
+            # the site lost them: make sure they are gone there too, should they come back
+            site_ids = [r.site_id for r in polled if r.pilot_id in lost and r.site_id]
+            log.warning("entry %s: %d pilot(s) lost by the site; removing them there too",
+                        self.entry.name, len(lost))
+            try:
+                self.backend.remove(site_ids)
+            except Exception as exc:  # noqa: BLE001 - best effort: the site does not know them
+                log.info("entry %s: removing lost pilots: %s", self.entry.name, exc)
         return health
+
+    def _slots(self, records: Sequence[PilotRecord], requests: Sequence[ValidRequest]) -> dict[str, list[SlotView]]:
+        """The running glideins' slots, from the user pools their requests name."""
+        running = [(r.pilot_id, r.cluster, r.proc, r.client_key) for r in records
+                   if r.state is PilotState.RUNNING and r.remove_requested is None]
+        if not running:
+            return {}
+        pools: dict[str, tuple[str, str]] = {}
+        for req in requests:
+            url = req.secrets.get(A.PARAM_GLIDEIN_COLLECTOR) or req.params.get(A.PARAM_GLIDEIN_COLLECTOR)
+            token = req.secrets.get(A.PARAM_GLIDEIN_TOKEN)
+            if url and token:
+                pools[req.key] = (str(url), token)
+        if not pools:
+            return {}
+        return self.slot_watcher.slots(running, pools)
 
     def _collect_outputs(self) -> None:
         for rec in self.store.uncollected(self.entry.name):

@@ -7,7 +7,8 @@
   (its removal level NO/WAIT/IDLE/ALL, rate-limited, idle ones first);
 - :func:`held_actions` — release held glideins with linear back-off or remove the
   unrecoverable;
-- :func:`lifetime_removals` — glideins idle longer than the request's lifetime, and stale ones.
+- :func:`lifetime_removals` — glideins idle longer than the request's lifetime, and stale ones;
+- :func:`stale_unclaimed` — running glideins whose slots have sat unclaimed too long.
 
 Properties (tested with hypothesis): a decision never takes a count above a limit it was
 under; a second cycle over the state the first one produced adds nothing the first
@@ -18,7 +19,7 @@ never raises a decision (curbs only lower); ALL is acted on only when requested.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gwms.factory.config import RemovalLevel
@@ -28,6 +29,7 @@ __all__ = [
     "Counts",
     "Limits",
     "PilotView",
+    "SlotView",
     "SubmitDecision",
     "count_pilots",
     "excess_removals",
@@ -35,6 +37,7 @@ __all__ = [
     "is_recoverable",
     "keep_idle",
     "lifetime_removals",
+    "stale_unclaimed",
     "submit_clusters",
 ]
 
@@ -303,4 +306,56 @@ def lifetime_removals(
             ran = now - p.running_since
             if ran > stale_running_s:
                 out.append((p.pilot_id, f"stale: running for {ran:.0f}s"))
+    return out
+
+
+#: HTCondor's slot states the unclaimed rule reads.
+SLOT_UNCLAIMED = "Unclaimed"
+SLOT_CLAIMED = "Claimed"
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One slot of a glidein as the user pool shows it.
+
+    ``unclaimed_since``: since when it has been Unclaimed (epoch seconds; from the slot's
+    ``EnteredCurrentState`` when the startd publishes it, else when the factory first saw
+    it unclaimed); None for a slot in any other state.
+    """
+
+    name: str
+    state: str
+    unclaimed_since: float | None = None
+
+
+def stale_unclaimed(
+    pilots: Sequence[PilotView],
+    slots: Mapping[str, Sequence[SlotView]],
+    now: float,
+    *,
+    max_unclaimed_s: float,
+) -> list[tuple[str, str]]:
+    """``(pilot_id, reason)`` of running glideins whose slots sat unclaimed too long.
+
+    GlideinWMS's ``StaleAgeUnclaimed`` rule (default 2 h): a running glidein with an
+    unclaimed slot whose every unclaimed slot has been unclaimed longer than
+    ``max_unclaimed_s``. gwms is stricter about what it removes: a glidein with any
+    claimed slot is never stale (it runs a job), and a glidein whose slots the pool does
+    not show (``slots`` has no entry for it) is left alone, since no news is not proof.
+    Glideins whose removal is under way are left out; oldest first.
+    """
+    out: list[tuple[str, str]] = []
+    for p in sorted(pilots, key=lambda p: (p.submitted, p.pilot_id)):
+        if p.removing or p.state is not PilotState.RUNNING:
+            continue
+        seen = slots.get(p.pilot_id) or ()
+        if not seen or any(v.state == SLOT_CLAIMED for v in seen):
+            continue
+        unclaimed = [v for v in seen if v.state == SLOT_UNCLAIMED and v.unclaimed_since is not None]
+        if not unclaimed:
+            continue
+        shortest = min(now - v.unclaimed_since for v in unclaimed)  # type: ignore[operator]
+        if shortest > max_unclaimed_s:
+            reason = f"stale: {len(unclaimed)} slot(s) unclaimed for {shortest:.0f}s (over {max_unclaimed_s:g}s)"
+            out.append((p.pilot_id, reason))
     return out

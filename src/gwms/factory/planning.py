@@ -5,8 +5,11 @@ limits and what its health allows, the plan says which glideins to release, whic
 remove and why, and how many to submit for each request. The order of the steps:
 
 1. clean-up (done whatever the requests say): held glideins are released with back-off
-   or removed when unrecoverable; glideins idle past the request's lifetime and stale
-   ones are removed (at most ``max_cleanup_removals``);
+   (only as many as the entry's and their group's idle limits leave room for: a released
+   glidein is idle again, and counts so for the submissions below) or removed when
+   unrecoverable; glideins idle past the request's lifetime, stale
+   ones, and running ones whose slots sat unclaimed too long are removed (at most
+   ``max_cleanup_removals``);
 2. excess removal per request with its removal level (at most ``max_removals`` for
    the whole entry), then glideins of requests that vanished longer than the grace ago
    (level ``orphan_level``, never ALL);
@@ -27,11 +30,13 @@ from gwms.factory.limits import (
     Counts,
     Limits,
     PilotView,
+    SlotView,
     count_pilots,
     excess_removals,
     held_actions,
     keep_idle,
     lifetime_removals,
+    stale_unclaimed,
 )
 from gwms.factory.states import PilotState
 
@@ -73,6 +78,8 @@ class EntryInput:
             submissions and no excess removals (clean-up still happens).
         orphans_removable: client keys whose request vanished longer than the grace ago.
         orphan_level: what goes of those clients' glideins (NO, WAIT or IDLE).
+        slots: pilot id -> its slots as the user pool shows them (pilots missing here
+            are not judged by the unclaimed rule).
     """
 
     now: float
@@ -86,6 +93,7 @@ class EntryInput:
     act_on_requests: bool = True
     orphans_removable: frozenset[str] = frozenset()
     orphan_level: RemovalLevel = RemovalLevel.IDLE
+    slots: Mapping[str, Sequence[SlotView]] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +120,31 @@ class EntryPlan:
 
 
 _UNLIMITED = Limits(10**12, 10**12, 10**12)
+
+
+def _released(c: Counts) -> Counts:
+    """Counts after one held glidein went back to the queue."""
+    return Counts(c.unsubmitted, c.pending + 1, c.staging, c.running, c.held - 1)
+
+
+def _within_idle_limits(
+    releases: Sequence[str], inp: EntryInput, key_of: Mapping[str, str],
+    group_counts: Mapping[str, Counts], entry_counts: Counts,
+) -> list[str]:
+    """The releases that keep the entry's and each group's idle glideins within their
+    limits (a released glidein is idle again; the others wait for room)."""
+    entry_idle = entry_counts.idle
+    group_idle = {g: c.idle for g, c in group_counts.items()}
+    kept: list[str] = []
+    for pid in releases:
+        group = inp.groups_of.get(key_of.get(pid, ""), "")
+        limit = inp.group_limits.get(group, _UNLIMITED).idle
+        if entry_idle + 1 > inp.entry_limits.idle or group_idle.get(group, 0) + 1 > limit:
+            continue
+        entry_idle += 1
+        group_idle[group] = group_idle.get(group, 0) + 1
+        kept.append(pid)
+    return kept
 
 
 def plan_entry(inp: EntryInput) -> EntryPlan:
@@ -143,6 +176,14 @@ def plan_entry(inp: EntryInput) -> EntryPlan:
             recoverable=policy.recoverable_holds,
         )
         plan.removals.extend(held_removals[: policy.max_cleanup_removals])
+        key_of = {p.pilot_id: key for key, views in inp.pilots.items() for p in views if p.state is PilotState.HELD}
+        plan.releases = _within_idle_limits(plan.releases, inp, key_of, group_counts, entry_counts)
+        for pid in plan.releases:  # a released glidein is idle again: count it so
+            key = key_of[pid]
+            group = inp.groups_of.get(key, "")
+            counts[key] = _released(counts[key])
+            group_counts[group] = _released(group_counts[group])
+            entry_counts = _released(entry_counts)
     for key in sorted(inp.pilots):
         room = policy.max_cleanup_removals - len(plan.removals)
         if room <= 0:
@@ -156,6 +197,15 @@ def plan_entry(inp: EntryInput) -> EntryPlan:
             stale_running_s=policy.stale_running_s,
         )
         plan.removals.extend(chosen[:room])
+    if inp.slots:
+        taken = {pid for pid, _ in plan.removals}
+        for key in sorted(inp.pilots):
+            room = policy.max_cleanup_removals - len(plan.removals)
+            if room <= 0:
+                break
+            views = [p for p in inp.pilots[key] if p.pilot_id not in taken]
+            chosen = stale_unclaimed(views, inp.slots, inp.now, max_unclaimed_s=policy.stale_unclaimed_s)
+            plan.removals.extend(chosen[:room])
     removing.update(pid for pid, _ in plan.removals)
 
     def live(key: str) -> list[PilotView]:

@@ -63,7 +63,8 @@ class ValidRequest:
     ``key`` (frontend/client/credential) names the client the glideins belong to;
     ``group`` (``frontend:security_class``) is the unit of the frontend limits.
     ``secrets`` are the opened ``GlideinEncParam*`` values other than the security
-    name and class (never logged or shown).
+    name and class (never logged or shown). ``publish`` names the ``params`` the glidein
+    publishes in its slot ads (``ReqGlideinPublish``: the frontend's ``glidein_publish``).
     """
 
     name: str
@@ -81,6 +82,7 @@ class ValidRequest:
     idle_lifetime: float
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    publish: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -328,6 +330,17 @@ class RequestReader:
                 if value is not None and not isinstance(value, (str, int, float, bool)):
                     raise _Refused(f"{key}: not a plain value")
                 params[pname] = value
+        publish_text = _get(ad, A.REQ_GLIDEIN_PUBLISH, "")
+        if not isinstance(publish_text, str):
+            raise _Refused(f"{A.REQ_GLIDEIN_PUBLISH} is not a comma-separated list of names")
+        publish: list[str] = []
+        for pname in (p.strip() for p in publish_text.split(",")):
+            if not pname:
+                continue
+            if not _PARAM_RE.fullmatch(pname):
+                raise _Refused(f"{A.REQ_GLIDEIN_PUBLISH}: {pname!r} is not a parameter name")
+            if pname in params and pname not in publish:
+                publish.append(pname)
         secrets = {
             k: v for k, v in opened.items()
             if k.lower() not in (A.ENC_SECURITY_NAME.lower(), A.ENC_SECURITY_CLASS.lower())
@@ -348,6 +361,7 @@ class RequestReader:
             idle_lifetime=lifetime,
             params=params,
             secrets=secrets,
+            publish=tuple(publish),
         )
 
 
@@ -368,6 +382,7 @@ def build_request_ad(
     credential_id: str = "default",
     params: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
+    publish: Iterable[str] = (),
     session: SessionKey | None = None,
 ) -> dict[str, Any]:
     """A ``glideclient`` ad the factory's :class:`RequestReader` accepts.
@@ -375,7 +390,8 @@ def build_request_ad(
     ``factory_public_key`` / ``key_id`` come from the factory's ``glidefactoryglobal``
     ad (``PubKeyValue`` / ``PubKeyID``); ``identity`` must be the identity of the token
     the ad is advertised with. ``session`` reuses one session key for many ads (one
-    per frontend cycle); by default each ad gets its own.
+    per frontend cycle); by default each ad gets its own. ``publish`` names the
+    ``params`` the glidein publishes in its slot ads (``ReqGlideinPublish``).
     """
     session = session or SessionKey(factory_public_key, key_id)
     name = f"{credential_id}_{entry_ad_name}@{client_name}"
@@ -401,4 +417,7 @@ def build_request_ad(
         ad[attr] = session.seal(value, sealed_aad(name, attr))
     for pname, value in (params or {}).items():
         ad[f"{A.PARAM_PREFIX}{pname}"] = value
+    names = [p for p in publish if p]
+    if names:
+        ad[A.REQ_GLIDEIN_PUBLISH] = ",".join(names)
     return ad

@@ -3,7 +3,8 @@
 A stage directory, served over HTTP(S), holds:
 
 - ``glidein_startup.<h>.sh``: the bootstrap (POSIX sh) a pilot job runs first;
-- ``pilot.<h>.py``, ``pilotreport.<h>.py``, ``logsections.<h>.py``, ``stageindex.<h>.py``:
+- ``pilot.<h>.py``, ``pilotreport.<h>.py``, ``logsections.<h>.py``, ``stageindex.<h>.py``,
+  ``logpush.<h>.py``:
   the pilot that validates the node, starts the startd agent and writes the
   ``.out``/``.err`` layout;
 - ``gwms-startd.<h>.pyz``: the startd agent as a zipapp;
@@ -89,7 +90,7 @@ DEFAULT_VALIDATION: tuple[Path, ...] = tuple(
     for name in ("check_python.sh", "check_workdir.sh", "check_disk.sh", "check_cvmfs.sh")
 )
 #: The modules of the pilot, shipped as ``lib/gwms/glidein/<name>``.
-PILOT_MODULES = ("pilot.py", "pilotreport.py", "logsections.py", "stageindex.py")
+PILOT_MODULES = ("pilot.py", "pilotreport.py", "logsections.py", "stageindex.py", "logpush.py")
 #: The environment variable that may carry the pool token instead of the command line.
 TOKEN_ENV = "GLIDEIN_TOKEN"
 
@@ -638,6 +639,9 @@ def glidein_argv(
     startup: str | os.PathLike[str] | None = None,
     shell: str = "/bin/sh",
     debug: bool = False,
+    log_url: str | None = None,
+    log_interval: float | None = None,
+    log_ca_file: str | None = None,
 ) -> list[str]:
     """The command line that runs the glidein bootstrap for one pilot.
 
@@ -658,6 +662,10 @@ def glidein_argv(
         hold_seconds: how long a glidein that failed validation keeps the slot (default 1200).
         work_dir: ``auto`` (default), ``TMPDIR``, ``CONDOR``, ``.`` or a directory.
         startup: the bootstrap's path on the worker node (default: in the stage directory).
+        log_url, log_interval, log_ca_file: where the glidein pushes its logs while it
+            runs, how often (seconds) and the CA bundle for an ``https`` URL
+            (:mod:`gwms.glidein.logpush`); the push token goes in the environment
+            (:data:`gwms.security.logtoken.LOG_TOKEN_ENV`), never on the command line.
     """
     if entry not in stage.entries:
         raise StageError(f"entry {entry!r} is not in stage list {stage.index_name}")
@@ -675,9 +683,12 @@ def glidein_argv(
     if cluster is not None:
         argv += ["-cluster", str(cluster), "-subcluster", str(proc)]
     for flag, value in (("-schedd", schedd), ("-credid", credential_id), ("-uuid", glidein_uuid),
-                        ("-dir", work_dir), ("-cafile", ca_file), ("-proxy", proxy_url)):
+                        ("-dir", work_dir), ("-cafile", ca_file), ("-proxy", proxy_url),
+                        ("-logurl", log_url), ("-logcafile", log_ca_file)):
         if value:
             argv += [flag, str(value)]
+    if log_url and log_interval is not None:
+        argv += ["-loginterval", f"{log_interval:g}"]
     if hold_seconds is not None:
         if hold_seconds < 0:
             raise StageError(f"hold_seconds must be >= 0, not {hold_seconds}")

@@ -12,7 +12,9 @@ To each WMS collector (the factories read them):
   ``GLIDEIN_Collector``: the user pool's collector, ``GLIDEIN_Token``: the glideins' pool
   token), clear ``GlideinParam*`` (the group's attributes with ``parameter`` or
   ``glidein_publish`` set, ``type: expr`` ones evaluated for the entry, and
-  ``GLIDECLIENT_Start``, the group's start_expr), and ``GlideinMonitor*`` (what the
+  ``GLIDECLIENT_Start``, the group's start_expr), ``ReqGlideinPublish`` (the names of
+  those with ``glidein_publish``, which the glideins publish in their slot ads), and
+  ``GlideinMonitor*`` (what the
   group saw there). The wire format is the factory's
   (:func:`gwms.factory.requests.build_request_ad`, :mod:`gwms.factory.attributes`), so the
   two sides cannot drift apart.
@@ -313,6 +315,7 @@ def build_cycle_ads(
         return found
 
     params_cache: dict[str, dict[str, Value]] = {}
+    published = sorted(n for n, a in config.attrs_of(plan.group).items() if a.glidein_publish)
     for entry_plan in plan.entries:
         out.glideresource.append(glideresource_ad(config, plan, entry_plan, lifetime))
         key = entry_plan.key
@@ -348,6 +351,7 @@ def build_cycle_ads(
                 credential_id=share.credential.id,
                 params=params,
                 secrets=secrets,
+                publish=[n for n in published if n in params],
                 session=sess,
             )
             ad[FA.FRONTEND_NAME] = config.frontend_name

@@ -49,7 +49,12 @@ JOB_START = "JobStart"
 IS_BLACK_HOLE = "IsBlackHole"
 GLIDEIN_TO_RETIRE = "GLIDEIN_ToRetire"
 GLIDEIN_TO_DIE = "GLIDEIN_ToDie"
+#: The factory instance the glidein came from (published by the pilot, never set by the agent).
 GLIDEIN_NAME = "GLIDEIN_Name"
+#: The agent's own name (``--name``; the part after ``@`` in slot names). Not GLIDEIN_Name,
+#: which is the factory instance name: ``entry@GLIDEIN_Name@GLIDEIN_Factory`` names the
+#: entry a frontend asked.
+STARTD_NAME = "GwmsStartdName"
 GLIDEIN_BLACKHOLE_NUMJOBS = "GLIDEIN_BLACKHOLE_NUMJOBS"
 GLIDEIN_BLACKHOLE_RATE = "GLIDEIN_BLACKHOLE_RATE"
 

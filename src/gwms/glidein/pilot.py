@@ -23,6 +23,10 @@ every stage file is fetched and verified. It:
    agent's JSON-lines log, merged with the pilot's own records, as ``GlideinLog``) and the
    encoded XML.
 
+With ``-logurl URL`` (and a push token in ``$GLIDEIN_LOG_TOKEN``), checkpoints of the
+``.out``/``.err`` go to the log monitor while the glidein runs (:mod:`gwms.glidein.logpush`),
+so a glidein killed by its site still leaves its logs.
+
 A validation failure keeps the slot for ``-hold`` seconds (default 1200): the agent runs
 with START = false and ``GLIDEIN_Validation_Failure`` in its ads (or the pilot just
 sleeps when the agent cannot start), then the glidein exits with code 6.
@@ -55,6 +59,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script from the glidein's lib/gwms/glidein/
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
+from gwms.glidein import logpush as LP
 from gwms.glidein import logsections as LS
 from gwms.glidein import stageindex as SI
 from gwms.glidein.pilotreport import (
@@ -92,9 +97,13 @@ DEFAULT_HOLD = 1200.0
 DEFAULT_VALIDATION_TIMEOUT = 600.0
 AGENT_ENV = "GWMS_GLIDEIN_AGENT"
 
-# Variables every glidein publishes (condor_vars.lst lines).
+# Variables every glidein publishes (condor_vars.lst lines): who made it (factory, instance,
+# entry: ``entry@GLIDEIN_Name@GLIDEIN_Factory`` is the entry's request name), who asked for it
+# (GLIDECLIENT_Name, _Group) and its ids; the entry's attributes (GLIDEIN_Site, ...) come from
+# the entry's condor_vars.lst and the frontend's published ones as ``-attr``.
 CORE_VARS = (
     "GLIDEIN_Factory S - + N Y +",
+    "GLIDEIN_Name S - + N Y +",
     "GLIDEIN_Entry_Name S - + N Y +",
     "GLIDECLIENT_Name S - + N Y +",
     "GLIDECLIENT_Group S - + N Y +",
@@ -428,6 +437,9 @@ class Pilot:
         self.agent_proc: subprocess.Popen | None = None
         self.script_proc: subprocess.Popen | None = None
         self.stop_signal: int | None = None
+        # pushes the logs to the monitor while the glidein runs (-logurl; see logpush)
+        self.pusher = LP.from_options(args.options, self.env, log_dir=self.log_dir, pilot_log=self.log.data,
+                                      log=self.log.write)
 
     # -- setup ------------------------------------------------------------------------
     def stage_files(self) -> list[SI.IndexLine]:
@@ -623,6 +635,8 @@ class Pilot:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
             signal.signal(signum, self.on_signal)
         os.chdir(str(self.glide_dir))
+        if self.pusher is not None:
+            self.pusher.start()
         failure: tuple[str, str] | None = None
         code = EXIT_OK
         cmd = "gwms-startd.pyz"
@@ -632,6 +646,8 @@ class Pilot:
             config = self.write_config(files)
             failed = self.validate(files, config)
             config = self.read_config()
+            if self.pusher is not None:
+                self.pusher.checkpoint("validated")
             if failed is not None:
                 if self.stop_signal is not None:
                     code = 128 + self.stop_signal
@@ -699,6 +715,8 @@ class Pilot:
         out("=== End XML description of glidein activity ===")
         sys.stderr.write(LS.encode_xml_section(xml))
         sys.stderr.flush()
+        if self.pusher is not None:
+            self.pusher.close(final=True)
         if self.args.get("v") != "dbg" and not self.env.get("GWMS_GLIDEIN_KEEP"):
             shutil.rmtree(str(self.glide_dir), ignore_errors=True)
 

@@ -327,7 +327,7 @@ def slot_ad(slot: Slot, machine: MachineInfo, status: AgentStatus, now: float) -
         A.ARCH: machine.arch,
         A.START: as_expr(machine.start_expr if status.accepting else "false"),
         A.STARTD_ID: machine.startd_id,
-        A.GLIDEIN_NAME: machine.glidein,
+        A.STARTD_NAME: machine.glidein,
         A.GLIDEIN_TO_RETIRE: int(status.retire_at),
         A.GLIDEIN_TO_DIE: int(status.die_at),
         A.DAEMON_START_TIME: int(machine.daemon_start),

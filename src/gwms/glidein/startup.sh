@@ -257,6 +257,12 @@ elif [ -n "${GLIDEIN_TOKEN:-}" ]; then
     set -- "$@" -tokenfile "$glide_dir/token"
 fi
 unset GLIDEIN_TOKEN
+# The log-push token (see gwms/glidein/logpush.py) goes the same way: a 0600 file, not the environment.
+if [ -n "${GLIDEIN_LOG_TOKEN:-}" ]; then
+    (umask 077; printf '%s\n' "$GLIDEIN_LOG_TOKEN" >"$glide_dir/log_token") || fail 3 WN_Resource "cannot write the log token file"
+    set -- "$@" -logtokenfile "$glide_dir/log_token"
+fi
+unset GLIDEIN_LOG_TOKEN
 
 # The signed file list, then every file of this entry.
 index=$glide_dir/stage_index

@@ -20,7 +20,18 @@ wait as PENDING, like jobs in a batch queue, and start in submission order when 
 frees (on the next ``submit`` or ``poll``). ``slots: 0`` queues every pilot forever, which
 tests use to hold pilots idle. Removal sends SIGTERM to the pilot's process group, then
 SIGKILL after ``kill_grace_s``; a pilot past its ``walltime_s`` is removed the same way.
-Pilots are never held, so ``release`` does nothing.
+
+States, as the ``slurm`` backend reports them (one state model for every backend): a
+pilot that ran and ended is COMPLETED with its exit code, whatever the code (128 + N when
+signal N killed it), and the factory judges the code; FAILED is only the site's verdict:
+it could not start the pilot, or the pilot passed its walltime (Slurm's TIMEOUT);
+REMOVED when the factory removed it; HELD while held (below).
+
+Holds: the site (an operator, or a test playing one) holds a queued pilot with
+:meth:`LocalBackend.hold` and a reason, as ``scontrol hold`` does: it stays in the queue
+without starting and polls as HELD with that reason until :meth:`LocalBackend.release`
+(which the factory calls with back-off) puts it back in line. The hold is a file in the
+pilot's directory, so it survives restarts of the factory.
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ _RC = "rc"
 _REMOVED = "removed"
 _KILLED = "killed"
 _WALLTIME = "walltime"
+_HELD = "held"
 
 
 class LocalSettings(GwmsModel):
@@ -93,6 +105,21 @@ def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def _exit_reason(rc: int | None) -> str:
+    """Why a pilot that ran ended: nothing for 0, the signal for 128 + N (the shell's
+    way of reporting a child killed by signal N), else its exit code."""
+    if rc is None:
+        return "no exit code"
+    if rc == 0:
+        return ""
+    if rc > 128:
+        try:
+            return f"killed by signal {signal.Signals(rc - 128).name}"
+        except ValueError:
+            pass
+    return f"exit code {rc}"
 
 
 def _proc_start(pid: int) -> str | None:
@@ -231,10 +258,15 @@ class LocalBackend:
         return spec.pilot_id
 
     def _start_queued(self) -> None:
-        while self._queued and len(self._running) < self.slots:
-            _, pilot_id = self._queued.pop(0)
+        queue, self._queued = self._queued, []
+        kept: list[tuple[float, str]] = []
+        for item in queue:
+            pilot_id = item[1]
             d = self.state_dir / pilot_id
             if (d / _REMOVED).exists() or not (d / _SPEC).exists():
+                continue
+            if len(self._running) >= self.slots or (d / _HELD).exists():
+                kept.append(item)  # waits for a slot, or for its release
                 continue
             try:
                 self._launch(pilot_id, d)
@@ -242,6 +274,7 @@ class LocalBackend:
                 log.warning("local pilot %s could not start: %s", pilot_id, exc)
                 _write_atomic(d / _RC, "127")
                 (d / "reason").write_text(f"could not start: {exc}")
+        self._queued = kept + self._queued
 
     def _launch(self, pilot_id: str, d: Path) -> None:
         doc = json.loads((d / _SPEC).read_text())
@@ -352,12 +385,15 @@ class LocalBackend:
                 return SiteStatus(SiteState.REMOVED, rc, "removed by the factory")
             if (d / _WALLTIME).exists():
                 return SiteStatus(SiteState.FAILED, rc, "walltime exceeded")
-            if rc == 0:
-                return SiteStatus(SiteState.COMPLETED, 0)
-            return SiteStatus(SiteState.FAILED, rc, reason or f"exit code {rc}")
+            if reason:  # the site could not start it (as Slurm's JobLaunchFailure)
+                return SiteStatus(SiteState.FAILED, rc, reason)
+            return SiteStatus(SiteState.COMPLETED, rc, _exit_reason(rc))
         if not (d / _PID).exists():
             if removed:
                 return SiteStatus(SiteState.REMOVED, None, "removed before it started")
+            held = _read(d / _HELD)
+            if held is not None:
+                return SiteStatus(SiteState.HELD, None, held or "held by the site")
             return SiteStatus(SiteState.PENDING)
         if removed:
             return SiteStatus(SiteState.REMOVED, None, "removed by the factory")
@@ -401,8 +437,35 @@ class LocalBackend:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def hold(self, site_id: str, reason: str) -> bool:
+        """Hold a queued pilot (the site's act, as ``scontrol hold``): it does not start
+        and polls as HELD with ``reason`` until released. False if it is not queued
+        (running, ended, removed or unknown): only waiting pilots can be held."""
+        with self._lock:
+            try:
+                d = self._dir(site_id)
+            except ValueError:
+                return False
+            if (not d.is_dir() or site_id in self._running or (d / _PID).exists()
+                    or (d / _REMOVED).exists() or (d / _RC).exists()):
+                return False
+            _write_atomic(d / _HELD, " ".join(reason.split()) or "held by the site")
+            return True
+
     def release(self, site_ids: Sequence[str]) -> None:
-        """Local pilots are never held: nothing to do."""
+        """Release held pilots: they go back in line (and start when a slot is free).
+        Ids that are not held are ignored."""
+        with self._lock:
+            for sid in site_ids:
+                try:
+                    d = self._dir(sid)
+                except ValueError:
+                    continue
+                try:
+                    (d / _HELD).unlink()
+                except FileNotFoundError:
+                    continue
+            self._start_queued()
 
     def collect_output(self, site_id: str, pilot: PilotSpec) -> None:
         """The pilot wrote straight to its files; make sure both exist."""

@@ -35,8 +35,15 @@ standard input; the site job id is Slurm's job id.
   looked up by job name in ``squeue`` before submitting (this catches an ``sbatch`` that
   went through while the factory was killed), so a resubmitted spec gets its existing
   job back.
-- **Remove / release** are ``scancel`` and ``scontrol release`` on batches of ids; ids
-  that are gone are ignored. ``collect_output`` waits briefly until the output files stop
+- **Remove** gives a pilot the same graceful end as the ``local`` backend: queued jobs
+  are cancelled at once (``scancel -t PENDING``), running ones get SIGTERM in every
+  process (``scancel -s TERM -f``), so the glidein stops its agent and writes its
+  ``.out``/``.err`` sections however short the site's ``KillWait``; those still there
+  ``kill_grace_s`` later are cancelled for good. A job the factory asked to remove polls
+  as REMOVED once it ended, whatever its exit code. The removal times are kept in
+  ``<state_dir>/slurm-removals.tsv`` so a restarted factory still finishes the job.
+  ``kill_grace_s: 0`` cancels at once. **Release** is ``scontrol release``; ids that are
+  gone are ignored by both. ``collect_output`` waits briefly until the output files stop
   changing, then makes sure both exist.
 
 Every command goes through a :data:`Runner` (``argv, stdin, timeout -> CommandResult``) so
@@ -93,6 +100,9 @@ BATCH = 1000
 #: how long the submission journal remembers a pilot.
 JOURNAL_DAYS = 30
 JOURNAL_NAME = "slurm-jobs.tsv"
+REMOVALS_NAME = "slurm-removals.tsv"
+#: how long a removal is remembered (the job has long ended by then).
+REMOVALS_KEEP_S = 86400.0
 
 _JOB_ID = re.compile(r"^[0-9]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -176,6 +186,11 @@ class SlurmSettings(GwmsModel):
     command_timeout_s: float = Field(default=60.0, gt=0, description="per Slurm command")
     collect_timeout_s: float = Field(
         default=10.0, ge=0, description="collect_output: wait at most this long for output"
+    )
+    kill_grace_s: float = Field(
+        default=30.0, ge=0,
+        description="remove: SIGTERM a running pilot first (it shuts down and writes its logs), "
+        "scancel it this many seconds later if still there; 0: scancel at once",
     )
 
     @field_validator("partition", "account", "qos", "export", "chdir", "job_name_prefix")
@@ -517,6 +532,7 @@ class SlurmBackend:
         self._runner: Runner = runner or run_command
         self._lock = threading.RLock()
         self._journal: dict[str, str] | None = None
+        self._removals: dict[str, tuple[float, bool]] | None = None  # job id -> (asked at, cancelled)
         self._sacct_works: bool | None = {"auto": None, "sacct": True, "none": False}[
             self.settings.accounting
         ]
@@ -704,6 +720,8 @@ class SlurmBackend:
                 out[site_id] = SiteStatus(SiteState.UNKNOWN, reason="Slurm does not know this job")
             else:
                 out[site_id] = SiteStatus(SiteState.UNKNOWN, reason="not a Slurm job id")
+        with self._lock:
+            self._finish_removals(out)
         return out
 
     def _sacct(self, ids: list[str]) -> dict[str, SlurmJob]:
@@ -734,18 +752,93 @@ class SlurmBackend:
 
     # ------------------------------------------------------------------ remove / release
 
+    def _scancel(self, options: list[str], ids: Sequence[str], benign: tuple[str, ...] = ()) -> None:
+        for chunk in _chunks(list(ids)):
+            result = self._run([self._cmd("scancel"), *options, *chunk])
+            problems = [p for p in _problems(result.stderr) if not any(b in p for b in benign)]
+            if result.returncode != 0 and problems:
+                raise BackendError(f"scancel failed: {'; '.join(problems)}")
+
+    def _removals_path(self) -> Path | None:
+        return self.state_dir / REMOVALS_NAME if self.state_dir is not None else None
+
+    def _load_removals(self) -> dict[str, tuple[float, bool]]:
+        if self._removals is not None:
+            return self._removals
+        removals: dict[str, tuple[float, bool]] = {}
+        path = self._removals_path()
+        if path is not None and path.exists():
+            cutoff = time.time() - REMOVALS_KEEP_S
+            for line in path.read_text(errors="replace").splitlines():
+                fields = line.split("\t")
+                try:
+                    if len(fields) == 3 and _JOB_ID.match(fields[0]) and float(fields[1]) >= cutoff:
+                        removals[fields[0]] = (float(fields[1]), fields[2] == "1")
+                except ValueError:
+                    continue
+        self._removals = removals
+        return removals
+
+    def _save_removals(self) -> None:
+        path = self._removals_path()
+        if path is None or self._removals is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(f"{job}\t{when:.0f}\t{int(done)}\n" for job, (when, done) in self._removals.items()))
+        os.replace(tmp, path)
+
     def remove(self, site_ids: Sequence[str]) -> None:
-        """``scancel`` the jobs (ids that are gone are ignored).
+        """Remove the jobs: queued ones at once, running ones with SIGTERM first and
+        ``scancel`` after ``kill_grace_s`` (see the module docstring); ids that are gone
+        are ignored.
 
         Raises:
             BackendError: scancel failed for another reason (controller down, permission).
         """
         ids = [i for i in _unique(site_ids) if _JOB_ID.match(i)]
-        for chunk in _chunks(ids):
-            result = self._run([self._cmd("scancel"), *chunk])
-            problems = _problems(result.stderr)
-            if result.returncode != 0 and problems:
-                raise BackendError(f"scancel failed: {'; '.join(problems)}")
+        if not ids:
+            return
+        if self.settings.kill_grace_s <= 0:
+            self._scancel([], ids)
+            return
+        with self._lock:
+            self._scancel(["-t", "PENDING"], ids)
+            # a job that is pending (or just ending) cannot be signalled: the poll that
+            # finds it still there after the grace cancels it
+            self._scancel(["-s", "TERM", "-f"], ids, ("can not be altered now", "pending"))
+            removals = self._load_removals()
+            now = time.time()
+            for job_id in ids:
+                removals.setdefault(job_id, (now, False))
+            self._save_removals()
+
+    def _finish_removals(self, out: dict[str, SiteStatus]) -> None:
+        """Jobs asked to go: REMOVED once they ended; cancelled for good after the grace."""
+        removals = self._load_removals()
+        if not removals:
+            return
+        now = time.time()
+        overdue: list[str] = []
+        for job_id, status in out.items():
+            asked = removals.get(job_id)
+            if asked is None:
+                continue
+            if status.state in (SiteState.COMPLETED, SiteState.FAILED):
+                code = f", exit code {status.exit_code}" if status.exit_code is not None else ""
+                out[job_id] = SiteStatus(SiteState.REMOVED, status.exit_code,
+                                         f"removed by the factory (SIGTERM{code})")
+            elif status.state is SiteState.REMOVED:
+                continue
+            elif status.state is not SiteState.UNKNOWN and not asked[1] and now - asked[0] >= self.settings.kill_grace_s:
+                overdue.append(job_id)
+        if overdue:
+            log.info("slurm jobs %s still there %gs after SIGTERM: cancelling them",
+                     ",".join(overdue), self.settings.kill_grace_s)
+            self._scancel([], overdue)
+            for job_id in overdue:
+                removals[job_id] = (removals[job_id][0], True)
+            self._save_removals()
 
     def release(self, site_ids: Sequence[str]) -> None:
         """``scontrol release`` the jobs (ids that are gone or not held are ignored).

@@ -42,6 +42,7 @@ from gwms.glidein.config import DEFAULT_CLAIM_TIMEOUT, AgentConfig, detect_arch
 from gwms.glidein.daemonlog import DaemonLogs
 from gwms.glidein.errors import ClaimGone, StartdError
 from gwms.glidein.httpclient import HttpClient, HttpError, StaticToken, TokenFile, TransportError
+from gwms.glidein.inspect import InspectionPoller, Target
 from gwms.glidein.jobad import CaseBlindAd, env_value
 from gwms.glidein.lifetime import (
     Activity,
@@ -153,6 +154,7 @@ class ScheddLink:
         self.claims: set[str] = set()
         self.active = True
         self.poller: threading.Thread | None = None
+        self.inspector: InspectionPoller | None = None  # gwms job ps|ls|cat...: while claims run
         self.cache = InputCache(cache_root)
 
     def claim_call(self, method: str, claim_id: str, action: str, body: Any = None, **kw: Any) -> Any:
@@ -475,6 +477,31 @@ class Agent:
             except (ClaimGone, HttpError, TransportError):
                 pass
 
+    def inspection_target(self, claim_id: str, job: str) -> Target | None:
+        """What ``gwms job ps|ls|cat...`` looks at for the claim's job ``C.P`` (None when the
+        claim runs no such job here)."""
+        with self._lock:
+            runner = self.claims.get(claim_id)
+        run = runner.current if runner is not None else None
+        if run is None or run.label != job:
+            return None
+        return Target(str(run.sandbox), run.session, run.label)
+
+    def _inspections(self, link: ScheddLink) -> InspectionPoller:
+        """The inspection channel to ``link``'s schedd (outbound long poll while claims run)."""
+        with self._lock:
+            if link.inspector is None:
+                link.inspector = InspectionPoller(
+                    self.id,
+                    lambda path, body, timeout: link.poll_client.call("POST", path, body, timeout=timeout),
+                    lambda path, body: link.client.call("POST", path, body, timeout=30.0, attempts=2),
+                    self.inspection_target,
+                    lambda: bool(link.claims),
+                    self._stopping,
+                    lambda line: self.logs.startd(f"{link.name}: {line}", severity="warning"),
+                )
+            return link.inspector
+
     def claim_ended(self, runner: ClaimRunner) -> None:
         """A claim's thread is done: free its slot."""
         self.slots.finish(runner.slot)
@@ -653,6 +680,7 @@ class Agent:
                 link.next_heartbeat = time.monotonic() + link.claim_timeout / 4.0
             link.claims.add(claim_id)
         self.logs.startd(f"claimed {slot.name} by {link.name} for job {job_label(CaseBlindAd(job))}", type="claim")
+        self._inspections(link).ensure_running()
         runner.start()
         self._ads_changed.set()
         self._wake.set()
@@ -673,14 +701,22 @@ class Agent:
                 self._stopped_claims(link, answer)
 
     # -- lifetime ----------------------------------------------------------------------
-    def request_shutdown(self, fast: bool = False, *, signum: int | None = None) -> None:
-        """Drain (first request) or vacate now (``fast`` or a second request). Safe to call
-        from a signal handler (``signum`` is logged later by the main loop)."""
+    def request_shutdown(self, fast: bool = False, *, signum: int | None = None, wake: bool = True) -> None:
+        """Drain (first request) or vacate now (``fast`` or a second request); ``signum``
+        is logged later by the main loop. From a signal handler pass ``wake=False`` and
+        wake the main loop another way (:func:`install_signal_handlers`): waking it takes
+        the lock of a :class:`threading.Event`, which a second signal arriving inside the
+        first handler would wait for forever."""
         if signum is not None:
             self._signals.append(signum)
         if fast or self._drain:
             self._fast = True
         self._drain = True
+        if wake:
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Wake the main loop (it re-evaluates the flags and deadlines at once)."""
         self._wake.set()
 
     def activity(self) -> Activity:
@@ -788,15 +824,41 @@ class Agent:
 def install_signal_handlers(agent: Agent) -> None:
     """SIGTERM/SIGINT: drain (a second one: vacate now); SIGQUIT: vacate now.
 
-    The handlers only set flags (the main loop logs the signal): a handler that took a
-    log file's lock could deadlock with the main thread holding it.
+    The handlers take no lock: they set flags (the main loop logs the signal) and write a
+    byte to a pipe, whose reader thread wakes the main loop. A handler that took a lock
+    (a log file's, or the one inside ``threading.Event.set``) deadlocks when the main
+    thread, or the same handler interrupted by a second signal, holds it: a glidein
+    removed from Slurm gets SIGTERM twice at once (from slurmstepd and from the pilot)
+    and hung that way until it was killed without its logs.
     """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+
+    def waker() -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            agent.wake()
+
+    threading.Thread(target=waker, name="signal-waker", daemon=True).start()
+
+    def poke() -> None:
+        try:
+            os.write(write_fd, b"\0")
+        except OSError:  # the pipe is full: a wake-up is pending anyway
+            pass
 
     def drain(signum: int, frame: Any) -> None:
-        agent.request_shutdown(signum=signum)
+        agent.request_shutdown(signum=signum, wake=False)
+        poke()
 
     def fast(signum: int, frame: Any) -> None:
-        agent.request_shutdown(fast=True, signum=signum)
+        agent.request_shutdown(fast=True, signum=signum, wake=False)
+        poke()
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)

@@ -237,6 +237,13 @@ class JobRun:
             self.memory_limit_mb = int(requested) if requested is not None and requested > 0 else 0
 
     # -- control from other threads ----------------------------------------------------
+    @property
+    def session(self) -> int | None:
+        """The job's session id (its pid) once its program started, else None."""
+        with self._lock:
+            watched = self._watched
+        return watched.session if watched is not None else None
+
     def stop(self, outcome: str, reason: str, *, code: int = 0, grace: float | None = None) -> None:
         """End the job early (``VACATED``, ``ABORTED`` or ``HELD`` with ``code``); the first
         request wins. Before the process exists, it simply will not start."""

@@ -233,6 +233,11 @@ class ClaimBook:
             raise ClaimForbidden(f"claim {claim_id!r} belongs to another startd")
         return found
 
+    def claim_of_job(self, job: JobId) -> Claim | None:
+        """The claim that runs ``job`` now, if any."""
+        claim_id = self._claim_of_job.get(job)
+        return self._claims.get(claim_id) if claim_id is not None else None
+
     def pending_for(self, job: JobId) -> PendingMatch | None:
         """The pending match of ``job``, if any."""
         return self._pending.get(job)

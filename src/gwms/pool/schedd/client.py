@@ -180,6 +180,14 @@ class ScheddClient:
     def summary(self) -> dict[str, Any]:
         return dict(self.http.get("/v1/summary"))
 
+    def inspect(self, cluster: int, proc: int, what: str, path: str | None = None, *,
+                lines: int | None = None, wait: float = 20.0) -> dict[str, Any]:
+        """Run a read-only inspection (ps, top, ls, cat, tail, bt) in a running job's sandbox
+        through its startd agent (see :mod:`gwms.pool.schedd.inspect`); the answer with its
+        ``text``. Refusals and timeouts raise :class:`gwms.net.ServiceError`."""
+        body: dict[str, Any] = {"what": what, "path": path, "lines": lines, "wait": wait}
+        return dict(self.http.post(f"/v1/jobs/{cluster}.{proc}/inspect", body, retry_unsafe=True))
+
     def output_files(self, cluster: int, proc: int) -> list[str]:
         return list(self.http.get(f"/v1/jobs/{cluster}.{proc}/output")["files"])
 

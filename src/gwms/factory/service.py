@@ -43,6 +43,7 @@ from gwms.factory import attributes as A
 from gwms.factory.backends import BackendContext, create_backend
 from gwms.factory.backends.base import Backend
 from gwms.factory.config import Downtime, FactoryConfig
+from gwms.factory.dashboard import FactoryDashboard, factory_families
 from gwms.factory.entry import (
     EntryWorker,
     PilotCommand,
@@ -58,6 +59,7 @@ from gwms.factory.pilotstore import PilotStore
 from gwms.factory.requests import Refusal, RequestReader, ValidRequest
 from gwms.factory.states import PilotState
 from gwms.net import create_app, require_scopes
+from gwms.net.dashboard import install_dashboard
 from gwms.net.errors import ApiError
 from gwms.pool.collector.client import CollectorClient
 from gwms.security import scopes
@@ -71,20 +73,28 @@ __all__ = ["FactoryService", "create_factory_app", "stage_command"]
 Token = str | Callable[[], str] | None
 
 #: Encrypted (or clear) parameters the glidein needs from the frontend.
-PARAM_COLLECTOR = "GLIDEIN_Collector"
-SECRET_TOKEN = "GLIDEIN_Token"
+PARAM_COLLECTOR = A.PARAM_GLIDEIN_COLLECTOR
+SECRET_TOKEN = A.PARAM_GLIDEIN_TOKEN
 _REFUSAL_RELOG_S = 600.0
 
 
 # --------------------------------------------------------------------------- commands
 
 
-def stage_command(stage: Any, stage_url: str) -> PilotCommandFn:
+def stage_command(stage: Any, stage_url: str, log_tokens: Any = None) -> PilotCommandFn:
     """A command builder running the stage area's glidein bootstrap.
 
     The frontend gives the user pool's collector as ``GLIDEIN_Collector`` (sealed or
     clear) and the pool token as the sealed ``GLIDEIN_Token``; the token reaches the
-    glidein in its environment, never on the command line.
+    glidein in its environment, never on the command line. Parameters the request names
+    in ``ReqGlideinPublish`` become ``-attr`` (published in the slot ads, typed), the
+    others ``-param_`` (``glidein_config`` only). The glidein itself publishes
+    GLIDEIN_Factory, GLIDEIN_Name (this instance), GLIDEIN_Entry_Name, GLIDECLIENT_Name,
+    GLIDECLIENT_Group and the entry's attributes.
+
+    With ``log_tokens`` (a :class:`~gwms.security.logtoken.LogTokenMinter`), each glidein
+    also gets the log server's URL (``-logurl``) and its batch's push token (in the
+    environment), to push its logs while it runs.
     """
     from gwms.factory import stage as stagemod
 
@@ -94,13 +104,25 @@ def stage_command(stage: Any, stage_url: str) -> PilotCommandFn:
         if not collector:
             raise GwmsError(f"request {req.name!r} gives no {PARAM_COLLECTOR}")
         params = {k: v for k, v in req.params.items() if k != PARAM_COLLECTOR and v is not None}
+        published = {k: params.pop(k) for k in req.publish if k in params}
+        push = None
+        if log_tokens is not None:
+            push = log_tokens.settings(entry=ctx.entry.name, user=req.user, cluster=ctx.cluster,
+                                       walltime_s=ctx.entry.pilot.walltime_s,
+                                       procs=max(ctx.entry.cycle.cluster_size, ctx.proc + 1))
         argv = stagemod.glidein_argv(
             stage, stage_url, entry=ctx.entry.name, client=req.client_name,
             glidein_name=ctx.instance, collector_url=str(collector),
-            token_file_or_value=None, params=params, cluster=ctx.cluster, proc=ctx.proc,
+            token_file_or_value=None, attrs=published, params=params, cluster=ctx.cluster, proc=ctx.proc,
             credential_id=req.credential_id, cpus=ctx.entry.cpus(), memory_mb=ctx.entry.memory_mb(),
+            log_url=push.url if push else None, log_interval=push.interval_s if push else None,
+            log_ca_file=push.ca_file if push else None,
         )
         env: dict[str, str] = {}
+        if push is not None:
+            from gwms.security.logtoken import LOG_TOKEN_ENV
+
+            env[LOG_TOKEN_ENV] = push.token
         token = req.secrets.get(SECRET_TOKEN)
         if token:
             env[stagemod.TOKEN_ENV] = token
@@ -233,7 +255,17 @@ class FactoryService:
             self.stage_url = cfg.stage_url
         else:
             self.stage_url, self._stage_stop = stagemod.serve_stage(self.stage.dir)
-        return stage_command(self.stage, self.stage_url)
+        log_tokens = None
+        if cfg.log_server is not None:
+            from gwms.security import logtoken
+
+            log_tokens = logtoken.LogTokenMinter(
+                self.key_pair, factory=cfg.name, instance=cfg.instance, url=cfg.log_server.url,
+                lifetime_s=cfg.log_server.token_lifetime_s, interval_s=cfg.log_server.interval_s,
+                ca_file=cfg.log_server.ca_file,
+            )
+            logtoken.write_public_key(self.key_pair, Path(cfg.key_dir or cfg.state_dir() / "keys"))
+        return stage_command(self.stage, self.stage_url, log_tokens)
 
     # ------------------------------------------------------------------ running
 
@@ -654,6 +686,7 @@ def create_factory_app(
                 service.stop()
 
     app = create_app(service="factory", verifier=verifier, lifespan=lifespan)
+    install_dashboard(app, FactoryDashboard(service), factory_families)
     read = Depends(require_scopes(scopes.READ))
     admin = Depends(require_scopes(scopes.ADMINISTRATOR))
 

@@ -67,9 +67,11 @@ from gwms.frontend.cycle import (
     plan_group,
     plan_incomplete,
 )
+from gwms.frontend.dashboard import frontend_dashboard, frontend_families
 from gwms.frontend.removal import RemovalState
 from gwms.net import create_app, require_scopes
 from gwms.net.auth import Identity
+from gwms.net.dashboard import install_dashboard
 from gwms.net.errors import ApiError
 from gwms.pool.collector.client import CollectorClient
 from gwms.pool.schedd.client import ScheddClient
@@ -644,6 +646,7 @@ def create_frontend_app(service: FrontendService, verifier: TokenVerifier | None
 
     app = create_app(service="frontend", verifier=verifier, lifespan=lifespan)
     app.state.frontend = service
+    install_dashboard(app, lambda: frontend_dashboard(service), frontend_families)
     reader = require_scopes(scopes.READ)
     admin = require_scopes(scopes.ADMINISTRATOR)
 

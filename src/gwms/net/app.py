@@ -9,13 +9,17 @@
 - ``GET /metrics``: Prometheus text from the app's own registry, with request counts
   and latency histograms by route template and status (no auth unless
   ``metrics_scopes`` is given);
-- ``app.state.verifier``, used by :func:`gwms.net.auth.require_scopes`.
+- ``app.state.verifier``, used by :func:`gwms.net.auth.require_scopes`;
+- ``GET /api/v1/history``: time series of the app's ``gwms_*`` gauges and counters,
+  sampled every ``$GWMS_HISTORY_INTERVAL`` s while the app runs (see
+  :mod:`gwms.net.timeseries`; same auth as ``/metrics``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -27,6 +31,14 @@ from gwms.net.auth import require_scopes
 from gwms.net.errors import CatchAllMiddleware, install_error_handlers
 from gwms.net.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
 from gwms.net.metrics import HttpMetrics, MetricsMiddleware
+from gwms.net.timeseries import (
+    RegistrySampler,
+    TimeSeriesStore,
+    history_dir_configured,
+    history_interval,
+    install_history,
+    store_for,
+)
 from gwms.security.tokens import TokenVerifier
 
 
@@ -55,7 +67,26 @@ def create_app(
     """
     fastapi_options.setdefault("title", f"gwms {service}")
     fastapi_options.setdefault("version", version)
-    app = FastAPI(**fastapi_options)
+    inner_lifespan = fastapi_options.pop("lifespan", None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        # The history sampler runs while the app runs, around the service's own lifespan.
+        state = app.state
+        if history_dir_configured():
+            state.history = store_for(service, getattr(state, "history_name", None))
+        sampler = RegistrySampler(state.metrics_registry, state.history, history_interval())
+        sampler.start()
+        try:
+            if inner_lifespan is None:
+                yield None
+            else:
+                async with inner_lifespan(app) as inner_state:
+                    yield inner_state
+        finally:
+            sampler.stop()
+
+    app = FastAPI(lifespan=lifespan, **fastapi_options)
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     metrics = HttpMetrics(registry, service=service, version=version)
 
@@ -97,5 +128,8 @@ def create_app(
     )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.history = TimeSeriesStore()  # in memory until the lifespan starts
+    install_history(app, metrics_dependencies)
 
     return app

@@ -47,7 +47,9 @@ from prometheus_client.registry import Collector
 
 from gwms.errors import GwmsError
 from gwms.net import ApiError, Identity, create_app, require_scopes
+from gwms.net.dashboard import install_dashboard
 from gwms.pool.collector import policy
+from gwms.pool.collector.dashboard import collector_dashboard, collector_families
 from gwms.pool.collector.limits import (
     DEFAULT_EXPIRY_INTERVAL,
     DEFAULT_MAX_ADS_PER_CALL,
@@ -243,6 +245,8 @@ def create_collector_app(
     app.state.store = store
     counters = _Counters(app.state.metrics_registry)
     app.state.metrics_registry.register(_StoreMetrics(store))
+    app.state.history_name = f"collector-{name}"
+    install_dashboard(app, lambda: collector_dashboard(store, name), collector_families)
 
     async def _expiry_loop() -> None:
         while True:

@@ -42,9 +42,11 @@ from pydantic import BaseModel
 
 from gwms.net import ServiceClient, create_app, require_scopes
 from gwms.net.auth import Identity
+from gwms.net.dashboard import install_dashboard
 from gwms.pool import jobattrs as A
 from gwms.pool.collector.client import AsyncCollectorClient
 from gwms.pool.matchattrs import slot_reads
+from gwms.pool.negotiator.dashboard import negotiator_dashboard, negotiator_families
 from gwms.pool.negotiator.fairshare import (
     DEFAULT_FACTOR,
     DEFAULT_HALF_LIFE,
@@ -392,6 +394,7 @@ def create_negotiator_app(negotiator: Negotiator, verifier: TokenVerifier | None
 
     app = create_app(service="negotiator", verifier=verifier, lifespan=lifespan)
     app.state.negotiator = negotiator
+    install_dashboard(app, lambda: negotiator_dashboard(negotiator), negotiator_families)
     reader = require_scopes(scopes.READ)
     admin = require_scopes(scopes.ADMINISTRATOR)
     writer = require_scopes(scopes.WRITE)

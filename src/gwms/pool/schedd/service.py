@@ -32,8 +32,11 @@ from pydantic import BaseModel, Field
 from gwms.errors import GwmsError
 from gwms.net import create_app, require_scopes
 from gwms.net.auth import Identity
+from gwms.net.dashboard import install_dashboard
 from gwms.pool import jobattrs as A
 from gwms.pool.schedd.claims import DEFAULT_CLAIM_TIMEOUT, DEFAULT_MATCH_TIMEOUT, ClaimBook
+from gwms.pool.schedd.dashboard import schedd_dashboard, schedd_families
+from gwms.pool.schedd.inspect import install_inspection_routes
 from gwms.pool.schedd.queue import JobQueue
 from gwms.pool.schedd.sandbox import Spool
 from gwms.pool.schedd.startd_api import ClaimService, install_routes
@@ -289,9 +292,11 @@ def create_schedd_app(
         lifespan=lifespan,
     )
     app.state.schedd = state
+    install_dashboard(app, lambda: schedd_dashboard(state), schedd_families)
     app.state.claims = claims
     claims.on_change = changed
     install_routes(app, claims)
+    install_inspection_routes(app, queue, claims)  # gwms job ps|top|ls|cat|tail|bt
 
     reader = require_scopes(scopes.READ)
     writer = require_scopes(scopes.WRITE)

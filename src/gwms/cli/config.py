@@ -27,7 +27,9 @@ from gwms.config import ConfigError, config_kind, config_kinds, read_document, v
 
 # Modules that register configuration kinds when imported. A service module that
 # defines a configuration model adds itself here, so `--kind` finds it.
-KIND_PROVIDERS: tuple[str, ...] = ("gwms.frontend.config", "gwms.factory.config", "gwms.monitor.anonymize.policy")
+KIND_PROVIDERS: tuple[str, ...] = (
+    "gwms.frontend.config", "gwms.factory.config", "gwms.monitor.anonymize.policy", "gwms.simulate.scenario",
+)
 
 
 def load_kind_providers() -> None:

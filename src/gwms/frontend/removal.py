@@ -27,8 +27,12 @@ pool (GlideinWMS issue #282, a collector query that failed and looked empty):
   never sends more than WAIT (removing glideins that never reached a site is harmless);
 - the level rises by at most one step per cycle (NO -> WAIT -> IDLE -> ALL), and ALL
   comes only after IDLE was sent for ``all_after_idle_cycles`` cycles;
-- idle first: ALL is sent only when the entry has no idle glideins left (they go first
-  with IDLE); lowering the level is always immediate.
+- idle first: ALL comes only after IDLE was sent (the factory removes the glideins
+  queued at the site first, and within ALL it still takes queued ones before running
+  ones); lowering the level is always immediate. ALL does not wait for the entry's idle
+  *slots* to go: IDLE never removes a running glidein, so with the queue empty (every
+  slot idle) ALL would never come. The factory removes only the excess over the
+  request's max, which counts the glideins running jobs (``max_run``).
 """
 
 from __future__ import annotations
@@ -170,9 +174,6 @@ def decide_removal(state: RemovalState, seen: Observation, policy: RemovalPolicy
         if not settled:
             level = RemovalLevel.IDLE
             reasons.append(f"ALL only after IDLE for {policy.all_after_idle_cycles} cycles")
-        elif seen.idle_glideins > 0:
-            level = RemovalLevel.IDLE
-            reasons.append("idle glideins first")
     if level == RemovalLevel.NO:
         margin = 0
     cycles = state.cycles_at_level + 1 if level == previous else 1

@@ -10,8 +10,11 @@ Writes benchmarks/results/monitor_index.json and prints a one-line summary.
    subset (``BENCH_MONITOR_ANON_JOBS``, default 2,000) is indexed with anonymization
    (reversible mode), which also writes the anonymized archive. A third run indexes
    larger jobs (``BENCH_MONITOR_BIG_LINES``, 400 lines per log) to show the rate in MB/s
-   when logs are bigger. Rates are wall-clock jobs/s and MB/s of files read; CPU seconds
-   of the process are recorded too (the machine is shared).
+   when logs are bigger. Rates are wall-clock jobs/s and MB/s of files read. The indexer
+   builds records in ``BENCH_MONITOR_WORKERS`` worker processes (default: its own choice,
+   two for passes this big) while this process stores them; CPU seconds of this process
+   and of the workers are recorded too, with the load average around each run (the
+   machine is shared, so ``jobs_per_cpu_s`` is the steadier figure).
 
 2. Search over 100k jobs. The 10k-job index is grown to ``BENCH_MONITOR_SEARCH_JOBS``
    (default 100,000) in SQL, without generating more logs (:func:`grow`): each copy
@@ -61,6 +64,7 @@ SEARCH_JOBS = int(os.environ.get("BENCH_MONITOR_SEARCH_JOBS", "100000"))
 REPEAT = int(os.environ.get("BENCH_MONITOR_REPEAT", "20"))
 WORKDIR = os.environ.get("BENCH_MONITOR_DIR")
 KEEP = os.environ.get("BENCH_MONITOR_KEEP") == "1"  # keep the work directory (and the 100k index)
+WORKERS = int(os.environ.get("BENCH_MONITOR_WORKERS") or 0) or None  # None: the indexer's choice
 
 
 def log(msg: str) -> None:
@@ -95,10 +99,14 @@ def index_run(src: Path, data: Path, *, anonymize: bool) -> dict:
     index = open_index(data / "index.sqlite")
     archive = Archive(data / "archive")
     anon = Anonymizer(KeyRing.generate("k1")) if anonymize else None
-    indexer = Indexer(index, src, archive=archive, anonymizer=anon)
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    indexer = Indexer(index, src, archive=archive, anonymizer=anon, workers=WORKERS)
+    load0 = os.getloadavg()[0]
+    times0, t0 = os.times(), time.perf_counter()
     report = indexer.run_pass()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    wall, times1 = time.perf_counter() - t0, os.times()
+    own = sum(times1[:2]) - sum(times0[:2])  # user + system
+    workers = sum(times1[2:4]) - sum(times0[2:4])  # the children's
+    cpu = own + workers
     assert report.errors == [], report.errors[:3]
     stats = index.stats()
     index.close()
@@ -113,6 +121,10 @@ def index_run(src: Path, data: Path, *, anonymize: bool) -> dict:
         "files_mb_per_s": round(report.bytes_read / 1e6 / wall, 2),
         "decoded_mb_per_s": round(decoded / 1e6 / wall, 2),
         "jobs_per_cpu_s": round(report.indexed / cpu, 1),
+        "workers": indexer._workers_for(report.indexed),
+        "cpu_s_storing_process": round(own, 2),
+        "cpu_s_workers": round(workers, 2),
+        "load_average_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "database_mb": round(stats["database_bytes"] / 1e6, 1),
         "archive_original_mb": round(stats["original_bytes"] / 1e6, 1),
         "archive_anonymized_mb": round(stats["anonymized_bytes"] / 1e6, 1),

@@ -10,6 +10,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The throw-away PostgreSQL of the log index tests, one per session for every directory.
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from pg_fixtures import pg_cluster  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def gwms_exe() -> list[str]:

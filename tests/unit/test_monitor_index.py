@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from monitor_trees import varied_jobs, write_jobs
+from pg_fixtures import BACKENDS, PgCluster, new_index_url
 
 from gwms.errors import GwmsError
 from gwms.monitor.archive import (
@@ -39,6 +40,7 @@ from gwms.monitor.index import (
     section_job_id,
     section_ordinal,
 )
+from gwms.monitor.index_pg import PostgresIndex, glob_to_regex, text_parts, tsquery_of
 from gwms.monitor.index_sqlite import SQLiteIndex
 from gwms.monitor.indexer import Indexer
 from gwms.monitor.search import parse_query
@@ -84,7 +86,13 @@ def test_key_ranges_refuse_what_does_not_fit() -> None:
 
 
 # ----------------------------------------------------------------------------------
-# storing
+# storing (every test with an index runs against SQLite and PostgreSQL)
+
+
+@pytest.fixture(params=BACKENDS)
+def index_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty index of each backend."""
+    return new_index_url(request.param, request, tmp_path)
 
 
 def record(path: str, epoch: int, texts: dict[str, str], **info: object) -> JobRecord:
@@ -106,9 +114,9 @@ def record(path: str, epoch: int, texts: dict[str, str], **info: object) -> JobR
     )
 
 
-def test_store_replace_and_no_stale_full_text(tmp_path: Path) -> None:
-    index = open_index(f"sqlite://{tmp_path}/i.sqlite")
-    assert isinstance(index, SQLiteIndex)
+def test_store_replace_and_no_stale_full_text(index_url: str) -> None:
+    index = open_index(index_url)
+    assert isinstance(index, SQLiteIndex if index_url.startswith("sqlite") else PostgresIndex)
     (a,) = index.store([record("p/job.1.0", 1000, {"out": "alpha beta", "err": "gamma"})])
     (b,) = index.store([record("p/job.2.0", 1000, {"out": "alpha"}, cluster=2)])
     assert job_epoch(a) == job_epoch(b) == 1000 and b == a + 1
@@ -133,8 +141,8 @@ def test_store_replace_and_no_stale_full_text(tmp_path: Path) -> None:
     index.close()
 
 
-def test_a_failing_batch_stores_nothing(tmp_path: Path) -> None:
-    index = open_index(tmp_path / "i.sqlite")
+def test_a_failing_batch_stores_nothing(index_url: str) -> None:
+    index = open_index(index_url)
     bad = record("p/job.3.0", 10, {"out": "x"})
     bad.info.sort_epoch = -5  # cannot make a key of it
     with pytest.raises(ValueError):
@@ -143,8 +151,8 @@ def test_a_failing_batch_stores_nothing(tmp_path: Path) -> None:
     index.close()
 
 
-def test_too_many_sections_are_cut_and_said(tmp_path: Path) -> None:
-    index = open_index(tmp_path / "i.sqlite")
+def test_too_many_sections_are_cut_and_said(index_url: str) -> None:
+    index = open_index(index_url)
     texts = {f"S{i}": f"t{i}" for i in range(MAX_ORDINAL + 3)}
     (jid,) = index.store([record("p/job.5.0", 10, texts)])
     assert len(index.sections(jid)) == MAX_ORDINAL + 1
@@ -153,8 +161,8 @@ def test_too_many_sections_are_cut_and_said(tmp_path: Path) -> None:
 
 
 def test_index_urls_and_schema(tmp_path: Path) -> None:
-    with pytest.raises(LogIndexError, match="PostgreSQL"):
-        open_index("postgresql://db.example/gwms")
+    with pytest.raises(LogIndexError, match="cannot open the log index postgresql://u:\\*\\*\\*@"):
+        open_index("postgresql://u:secret@127.0.0.1:1/gwms?connect_timeout=5")
     with pytest.raises(LogIndexError, match="unknown index URL"):
         open_index("mysql://x")
     with pytest.raises(LogIndexError, match="no log index"):
@@ -168,6 +176,57 @@ def test_index_urls_and_schema(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(LogIndexError):
         open_index(tmp_path / "junk.sqlite")
+
+
+def test_postgres_schema_checks(pg_cluster: PgCluster) -> None:
+    url, schema = pg_cluster.new_url()
+    try:
+        with pytest.raises(LogIndexError, match="no log index"):
+            open_index(url, create=False)
+        open_index(url).close()
+        open_index(url, create=False).close()  # now there is one
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        with pytest.raises(LogIndexError, match="schema 99"):
+            open_index(url)
+    finally:
+        pg_cluster.drop(schema)
+
+
+def test_postgres_text_parts_keep_every_word_and_phrase() -> None:
+    words = [f"w{i}" for i in range(40_000)]
+    parts = text_parts(" ".join(words) + "\n")
+    assert len(parts) == 3 and all(len(p.split()) <= 16_000 for p in parts)
+    seen = [w for p in parts for w in p.split()]
+    assert set(seen) == set(words)
+    for i in range(len(words) - 32):  # every run of 32 words lies within one part
+        if i % 997 == 0:
+            run = " ".join(words[i : i + 32])
+            assert any(run in p for p in parts)
+    assert text_parts("Hello, WORLD_x é!") == ["hello world x é"]
+    assert text_parts(" -- ") == []
+
+
+def test_postgres_query_helpers_quote_and_translate() -> None:
+    from gwms.monitor.search import Term
+
+    assert tsquery_of(Term(("a", "b2"), prefix=True)) == "'a' <-> 'b2':*"
+    with pytest.raises(ValueError):
+        tsquery_of(Term(("it's",)))
+    import re as _re
+
+    for glob, yes, no in (
+        ("StarterLog*", ["StarterLog", "StarterLog.slot1_1"], ["starterlog", "xStarterLog"]),
+        ("Log?", ["Log1"], ["Log", "Log12"]),
+        ("[MS]*Log", ["MasterLog", "StartdLog"], ["ProcLog"]),
+        ("[^M]*Log", ["StartdLog"], ["MasterLog"]),
+        ("a.b(c)+", ["a.b(c)+"], ["aXb(c)+", "a.bcc"]),
+        ("[oops", ["[oops"], ["o"]),
+    ):
+        rx = _re.compile(glob_to_regex(glob).replace("$", r"\Z"))
+        assert all(rx.match(v) for v in yes) and not any(rx.match(v) for v in no), glob
 
 
 def test_queries_use_the_keys_not_a_sort(tmp_path: Path) -> None:
@@ -324,10 +383,12 @@ def test_retention_plan(entries, max_age, original_max_age, max_bytes) -> None: 
         assert plan.drop == () and plan.drop_original == ()
 
 
-def test_prune_keeps_rows_and_pruned_jobs_are_not_indexed_again(tmp_path: Path) -> None:
+def test_prune_keeps_rows_and_pruned_jobs_are_not_indexed_again(
+    tmp_path: Path, index_url: str
+) -> None:
     jobs = varied_jobs(6, seed=3, lines=12)
     src = write_jobs(tmp_path / "src", jobs)
-    index = open_index(tmp_path / "i.sqlite")
+    index = open_index(index_url)
     archive = Archive(tmp_path / "archive")
     ix = Indexer(index, src, archive=archive)
     assert ix.run_pass().indexed == 6
@@ -361,11 +422,11 @@ def test_prune_keeps_rows_and_pruned_jobs_are_not_indexed_again(tmp_path: Path) 
     index.close()
 
 
-def test_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+def test_connections_of_ended_threads_are_closed(index_url: str) -> None:
     import threading
 
-    index = open_index(tmp_path / "i.sqlite")
-    assert isinstance(index, SQLiteIndex)
+    index = open_index(index_url)
+    assert isinstance(index, (SQLiteIndex, PostgresIndex))
     for _ in range(10):  # e.g. one writer thread per indexing pass
         t = threading.Thread(target=index.checkpoints)
         t.start()
@@ -374,3 +435,17 @@ def test_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
     assert len(index._all) <= 2
     index.close()
     assert index._all == {}
+
+
+def test_sqlite_fts_settings_are_stored_once(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "i.sqlite")
+    assert isinstance(index, SQLiteIndex)
+    config = dict(index._conn().execute("SELECT k, v FROM section_fts_config"))
+    assert {k: config[k] for k in index.fts_settings} == index.fts_settings
+    index.close()
+    with sqlite3.connect(tmp_path / "i.sqlite") as db:  # an index made with FTS5's defaults
+        db.execute("DELETE FROM section_fts_config WHERE k IN ('hashsize', 'automerge')")
+    index = open_index(tmp_path / "i.sqlite")
+    config = dict(index._conn().execute("SELECT k, v FROM section_fts_config"))
+    assert config["automerge"] == 8 and config["hashsize"] == 64 * 1024 * 1024
+    index.close()

@@ -208,3 +208,35 @@ def test_index_follow_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+def test_index_in_postgresql_by_option_and_by_settings(tmp_path: Path, pg_cluster) -> None:  # type: ignore[no-untyped-def]
+    """``--index postgresql://...`` or ``index:`` in DATA/monitor.yaml: the same commands."""
+    src = write_jobs(tmp_path / "factory", JOBS[:3])
+    url, schema = pg_cluster.new_url()
+    try:
+        data = tmp_path / "data"
+        out = run(
+            "logs",
+            "index",
+            "--source",
+            str(src),
+            "--data",
+            str(data),
+            "--index",
+            url,
+            "--workers",
+            "2",
+        )  # (two worker processes parse)
+        assert "indexed 3 job(s)" in out
+        assert not (data / "index.sqlite").exists()
+        (data / "monitor.yaml").write_text(f"index: '{url}'\n")
+        out = run("logs", "search", "--data", str(data), "--json", "--all", "condor")
+        results = [r for page in out.splitlines() for r in json.loads(page)["results"]]
+        assert len({r["job"]["id"] for r in results}) == 3
+        out = run("logs", "index", "--source", str(src), "--data", str(data))
+        assert "indexed 0 job(s)" in out and "3 unchanged" in out
+        (data / "monitor.yaml").write_text("index: [1, 2]\n")
+        assert "'index' must be a URL" in run("logs", "search", "--data", str(data), "x", ok=False)
+    finally:
+        pg_cluster.drop(schema)

@@ -291,3 +291,34 @@ def test_follow_runs_passes_until_stopped(tree: Path, tmp_path: Path) -> None:
     passes = ix.follow(0.05, stop, on_pass=on_pass)
     assert passes == 3 and seen == [len(JOBS), 1, 0]
     index.close()
+
+
+def test_worker_processes_build_the_same_index(tmp_path: Path) -> None:
+    """Records built in worker processes (a big pass) equal the in-process ones."""
+    src = write_jobs(tmp_path / "src", JOBS)
+    (Path(find_client_dir(src)) / "user_x" / "glidein_y" / "entry_z").mkdir(parents=True)
+    bad = Path(find_client_dir(src)) / "user_x" / "glidein_y" / "entry_z" / "job.1.0.out"
+    bad.write_bytes(b"")
+    bad.chmod(0)  # unreadable (unless root): one error, the others indexed
+    keys = KeyRing.from_secret(bytes(range(32)), "k1")
+    seen = {}
+    for workers in (1, 2):
+        data = tmp_path / f"data{workers}"
+        index = open_index(data / "index.sqlite")
+        archive = Archive(data / "archive")
+        ix = Indexer(index, src, archive=archive, anonymizer=Anonymizer(keys), workers=workers)
+        ix.pool_chunk = 2
+        report = ix.run_pass()
+        assert report.indexed == len(JOBS) + (os.geteuid() == 0)
+        assert len(report.errors) == (os.geteuid() != 0)
+        rows = {}
+        for job in JOBS:
+            row = by_path(index, job)
+            texts = index.section_texts([s.id for s in index.sections(row.id)])
+            info = dict(vars(row.info))
+            rows[row.info.path] = (info, row.summary, sorted(texts.values()))
+            assert archive.exists(row.info.path, "anonymized")
+        seen[workers] = rows
+        index.close()
+        archive.close()
+    assert seen[1] == seen[2]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from monitor_trees import WORLD, varied_jobs, write_jobs
+from pg_fixtures import BACKENDS, new_index_url
 
 from gwms.monitor.anonymize import Anonymizer, KeyRing
 from gwms.monitor.index import LogIndex, open_index
+from gwms.monitor.index_sqlite import SQLiteIndex
 from gwms.monitor.indexer import Indexer, site_of
 from gwms.monitor.samples import SampleJob, make_job
 from gwms.monitor.search import SearchQuery, SearchSyntaxError, parse_query
@@ -34,11 +36,14 @@ TWIN = _twin(JOBS[0])
 ALL = [*JOBS, TWIN]
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogIndex]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LogIndex]:
+    """The generated jobs indexed in each backend: every test asserts the same of both."""
     root = tmp_path_factory.mktemp("search")
     write_jobs(root / "src", ALL)
-    idx = open_index(root / "index.sqlite")
+    idx = open_index(new_index_url(request.param, request, root))
     assert Indexer(idx, root / "src").run_pass().indexed == len(ALL)
     yield idx
     idx.close()
@@ -241,9 +246,12 @@ def test_case_insensitive_regex(index: LogIndex) -> None:
     assert searcher.search(q("", regex="changing ACTIVITY", ignore_case=True)).total > 0
 
 
-def test_anonymized_only_hides_original_texts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_anonymized_only_hides_original_texts(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     src = write_jobs(tmp_path / "src", JOBS[:2])
-    idx = open_index(tmp_path / "i.sqlite")
+    idx = open_index(new_index_url(backend, request, tmp_path))
     Indexer(idx, src).run_pass()  # originals
     more = write_jobs(tmp_path / "src2", JOBS[2:4])
     Indexer(idx, more, anonymizer=Anonymizer(KeyRing.generate("k2"))).run_pass()
@@ -279,9 +287,8 @@ def test_limits_are_checked(index: LogIndex) -> None:
 
 
 def test_a_total_or_histogram_that_takes_too_long_is_left_out(index: LogIndex, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(
-        index, "progress_steps", 10
-    )  # check the deadline often: a small index is fast
+    if isinstance(index, SQLiteIndex):  # check the deadline often: a small index is fast
+        monkeypatch.setattr(index, "progress_steps", 10)
     query = q("condor OR slot1 OR startd")
     assert index.histogram(query, 3600, timeout=-1.0) is None  # out of time at once
     assert sum(index.histogram(query, 3600, timeout=60.0).values()) == index.count(query, cap=10**6)
@@ -305,6 +312,7 @@ def test_a_total_or_histogram_that_takes_too_long_is_left_out(index: LogIndex, m
     ],
 )
 @pytest.mark.parametrize("order", ["desc", "asc"])
+@pytest.mark.parametrize("index", ["sqlite"], indirect=True)  # SQLite's two query plans
 def test_both_strategies_give_the_same_pages(index: LogIndex, text: str, order: str) -> None:
     """Jobs driving (few pass the filters) and FTS5 driving give the same rows, pages, totals."""
     ref = ALL[3]
@@ -350,3 +358,32 @@ def test_both_strategies_give_the_same_pages(index: LogIndex, text: str, order: 
             delattr(index, name)  # back to the class's values
     assert driven == scanned
     assert driven[0] and driven[1] == len(driven[0])
+
+
+def test_both_backends_find_the_same_texts(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """FTS5 and tsvector agree on words, prefixes, phrases, OR and NOT, row for row."""
+    src = write_jobs(tmp_path / "src", ALL[:5])
+    found: dict[str, list[list[tuple[str, str]]]] = {}
+    queries = [
+        "condor",
+        "cond*",
+        '"changing activity"',
+        '"changing act"*',
+        "slot1 OR claim",
+        "condor -busy",
+        "NOT busy condor",
+        "activity idle section:Start*",
+        "nosuchwordanywhere",
+        "glidein_startup",
+    ]
+    for backend in BACKENDS:
+        idx = open_index(new_index_url(backend, request, tmp_path / backend))
+        Indexer(idx, src).run_pass()
+        searcher = Searcher(idx)
+        found[backend] = [
+            [(r.job.info.path, r.section.name) for r in searcher.search(q(t), limit=1000).rows]
+            for t in queries
+        ]
+        idx.close()
+    assert found["sqlite"] == found["postgresql"]
+    assert all(found["sqlite"][i] for i in (0, 1, 2, 3, 4, 5, 6, 9)) and not found["sqlite"][8]

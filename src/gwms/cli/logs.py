@@ -2,12 +2,14 @@
 
 ::
 
-    gwms logs index --source DIR --data DIR [--follow] [--interval S]
+    gwms logs index [--source DIR] --data DIR [--follow] [--interval S] [--pushed/--no-pushed]
                     [--anonymize/--no-anonymize] [--key-dir DIR] [--mode M] [--policy FILE]
                     [--max-age DAYS] [--original-max-age DAYS] [--max-size SIZE]
     gwms logs search --data DIR [QUERY...] [--regex RE] [--entry E] [--job C.P] ... [--json] [--all]
     gwms logs show JOB --data DIR [--section NAME] [--original] [--from N] [--to M] [--json]
-    gwms logs serve --data DIR [--port P] [--host H] [--security DIR]
+    gwms logs serve --data DIR [--port P] [--host H] [--security DIR] [--anonymous] [--users FILE]
+                    [--push-key [KID=]PEM ...] [--push-url URL] [--push-max-size SIZE]
+    gwms logs user add|remove|list NAME --data DIR [--scope S] [--password-stdin]
     gwms logs prune --data DIR [--max-age DAYS] [--original-max-age DAYS] [--max-size SIZE]
     gwms logs decode FILE.err [--list] [--section NAME]
     gwms logs keys init|rotate|list --key-dir DIR [--key-id KID]
@@ -422,6 +424,16 @@ def deanonymize(
 
 
 def _data_option(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--index",
+        "index_url",
+        metavar="URL",
+        envvar="GWMS_LOG_INDEX",
+        expose_value=False,
+        callback=lambda ctx, _p, value: ctx.meta.__setitem__("gwms.log_index", value),
+        help="The index: postgresql://user@host/db, sqlite:///path or a file"
+        " (default: 'index:' of DATA/monitor.yaml, else DATA/index.sqlite).",
+    )(f)
     return click.option(
         "--data",
         "data_dir",
@@ -429,6 +441,13 @@ def _data_option(f):  # type: ignore[no-untyped-def]
         type=click.Path(file_okay=False, path_type=Path),
         help="The monitor's data directory (index, archive, audit log).",
     )(f)
+
+
+def _layout(data_dir: Path):  # type: ignore[no-untyped-def]
+    """The data directory's layout, with the index ``--index`` named."""
+    from gwms.monitor.layout import MonitorLayout
+
+    return MonitorLayout.at(data_dir, click.get_current_context().meta.get("gwms.log_index"))
 
 
 def _retention_options(f):  # type: ignore[no-untyped-def]
@@ -566,11 +585,17 @@ def _anonymizer(
 @logs.command("index")
 @click.option(
     "--source",
-    required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The factory's log directory (holding client/), or its client/ directory.",
+    help="The factory's log directory (holding client/), or its client/ directory"
+    " (without it: only the pushed logs).",
 )
 @_data_option
+@click.option(
+    "--pushed/--no-pushed",
+    default=True,
+    show_default=True,
+    help="Also index the logs glideins pushed to `gwms logs serve` (DATA/push); the factory's copy of a job wins.",
+)
 @click.option(
     "--follow", is_flag=True, help="Keep watching: a pass every --interval seconds, until Ctrl-C."
 )
@@ -606,16 +631,24 @@ def _anonymizer(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Anonymization policy (YAML).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Processes that parse big passes (default: 2 for 400 jobs or more; 1: this process only).",
+)
 @_retention_options
 def index_cmd(
-    source: Path,
+    source: Path | None,
     data_dir: Path,
+    pushed: bool,
     follow: bool,
     interval: float,
     anonymize: bool,
     key_dir: Path | None,
     mode: str,
     policy_file: Path | None,
+    workers: int | None,
     max_age: float | None,
     original_max_age: float | None,
     max_size: str | None,
@@ -627,15 +660,25 @@ def index_cmd(
     (it is tried again on the next pass).
     """
     from gwms.monitor.indexer import Indexer, find_client_dir
-    from gwms.monitor.layout import MonitorLayout
 
-    find_client_dir(source)
-    layout = MonitorLayout.at(data_dir)
+    if source is not None:
+        find_client_dir(source)
+    elif not pushed:
+        raise UsageError("give --source, or index the pushed logs (--pushed)")
+    layout = _layout(data_dir)
     anon = _anonymizer(data_dir, anonymize, key_dir, mode, policy_file)
     retention = _retention(max_age, original_max_age, max_size)
     index = layout.open_index()
     archive = layout.archive()
-    indexer = Indexer(index, source, archive=archive, anonymizer=anon, retention=retention)
+    indexer = Indexer(
+        index,
+        source,
+        push_source=layout.push_dir if pushed else None,
+        archive=archive,
+        anonymizer=anon,
+        retention=retention,
+        workers=workers,
+    )
     progress = _PassProgress()
 
     def report(r) -> None:  # type: ignore[no-untyped-def]
@@ -645,12 +688,21 @@ def index_cmd(
         if len(r.errors) > 20:
             click.echo(f"error: ... and {len(r.errors) - 20} more", err=True)
         click.echo(r.line())
+        if pushed:  # pushed files superseded by the factory's finished copy, or too old
+            from gwms.monitor.push import prune_pushed
+
+            dropped = prune_pushed(
+                layout.push_dir, index, now=time.time(), max_age_seconds=retention.max_age_seconds
+            )
+            if dropped:
+                click.echo(f"removed the pushed files of {dropped} job(s)")
 
     try:
         with _StopOnSignal() as stop:
             if follow:
                 click.echo(
-                    f"gwms logs index following {source} every {interval:g}s (Ctrl-C stops)",
+                    f"gwms logs index following {source or layout.push_dir} every {interval:g}s"
+                    " (Ctrl-C stops)",
                     err=True,
                 )
                 indexer.follow(interval, stop.event, on_pass=report, progress=progress)
@@ -679,12 +731,11 @@ def prune_cmd(
     columns), so their unchanged source files are not indexed again.
     """
     from gwms.monitor.archive import plan_prune, prune
-    from gwms.monitor.layout import MonitorLayout
 
     policy = _retention(max_age, original_max_age, max_size)
     if not policy.active:
         raise UsageError("give --max-age, --original-max-age or --max-size")
-    layout = MonitorLayout.at(data_dir)
+    layout = _layout(data_dir)
     index = layout.open_index(create=False)
     try:
         if dry_run:
@@ -794,7 +845,6 @@ def search_cmd(
     section:, time:, host:) and full text: words (all must appear), "a phrase", OR,
     -excluded, prefix*. Options add filters the same way.
     """
-    from gwms.monitor.layout import MonitorLayout
     from gwms.monitor.search import parse_query
     from gwms.monitor.searcher import Searcher
     from gwms.monitor.views import iso, page_json
@@ -813,7 +863,7 @@ def search_cmd(
     q = parse_query(
         " ".join(query), now=time.time(), regex=regex, ignore_case=ignore_case, params=params
     )
-    layout = MonitorLayout.at(data_dir)
+    layout = _layout(data_dir)
     index = layout.open_index(create=False)
     searcher = Searcher(index)
     first = True
@@ -910,13 +960,12 @@ def show_cmd(
     JOB is an id (from search results), job.C.P / C.P, or a glidein uuid.
     """
     from gwms.monitor.indexer import job_texts
-    from gwms.monitor.layout import MonitorLayout
     from gwms.monitor.search import slice_lines
     from gwms.monitor.searcher import resolve_job
     from gwms.monitor.sections import split_err
     from gwms.monitor.views import job_json
 
-    layout = MonitorLayout.at(data_dir)
+    layout = _layout(data_dir)
     index = layout.open_index(create=False)
     try:
         job = resolve_job(index, job_ref)
@@ -1015,27 +1064,186 @@ def show_cmd(
     show_default=True,
     help="HTTPS with the security directory's service certificate.",
 )
-def serve_cmd(data_dir: Path, port: int, host: str, security_dir: Path | None, tls: bool) -> None:
-    """Serve the JSON API (search, jobs, sections, downloads) until interrupted.
+@click.option(
+    "--anonymous/--no-anonymous",
+    default=False,
+    show_default=True,
+    help="Let visitors without a token read anonymized logs (never originals).",
+)
+@click.option(
+    "--users",
+    "users_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Local password users (default: DATA/users.json; see 'gwms logs user').",
+)
+@click.option(
+    "--push-key",
+    "push_keys",
+    multiple=True,
+    metavar="[KID=]PEM",
+    help="A factory's public key for log-push tokens (repeatable; a directory gives every "
+    "*.pub.pem): enables PUT /v1/push for glideins' logs.",
+)
+@click.option(
+    "--push-url",
+    metavar="URL",
+    help="The upload URL log-push tokens must name (default: this server's URL + /v1/push).",
+)
+@click.option(
+    "--push-max-size", metavar="SIZE", default="64M", show_default=True, help="The largest pushed file."
+)
+def serve_cmd(
+    data_dir: Path,
+    port: int,
+    host: str,
+    security_dir: Path | None,
+    tls: bool,
+    anonymous: bool,
+    users_file: Path | None,
+    push_keys: tuple[str, ...],
+    push_url: str | None,
+    push_max_size: str,
+) -> None:
+    """Serve the web pages and the JSON API (search, jobs, sections, downloads) until interrupted.
 
-    Tokens with READ see anonymized texts; originals need LOGS_ORIGINAL (or
-    ADMINISTRATOR) and every access to one is appended to DATA/audit.log.
+    Pages at /, the API at /v1 (OpenAPI at /docs). Browsers sign in with a pool
+    token or a local user (gwms logs user add). Tokens with READ see anonymized
+    texts; originals need LOGS_ORIGINAL (or ADMINISTRATOR) and every access to one
+    is appended to DATA/audit.log. --anonymous lets anyone read anonymized logs.
     """
-    from gwms.monitor.api import create_monitor_app
-    from gwms.monitor.layout import MonitorLayout
+    from gwms.monitor.pages import create_monitor_site
+    from gwms.monitor.webauth import UserStore, WebAccess, load_or_create_session_key
     from gwms.net import ServiceServer
     from gwms.security.layout import SecurityLayout, ensure_pool_keys
 
-    layout = MonitorLayout.at(data_dir)
+    layout = _layout(data_dir)
     index = layout.open_index()
     secdir = security_dir or data_dir
     verifier = ensure_pool_keys(secdir).verifier()
-    app = create_monitor_app(
-        index, verifier=verifier, audit=layout.audit(), archive=layout.archive(), close_index=True
+    access = WebAccess(
+        anonymous=anonymous,
+        users=UserStore(users_file or data_dir / USERS_FILE),
+        session_key=load_or_create_session_key(data_dir / SESSION_KEY_FILE),
+    )
+    push = None
+    if push_keys:
+        from gwms.security.logtoken import LogTokenVerifier, load_public_keys, normalize_url
+        from gwms.monitor.archive import parse_size
+        from gwms.monitor.push import PUSH_PREFIX, PushReceiver
+
+        push_verifier = LogTokenVerifier(
+            load_public_keys(push_keys), push_url or f"http://{host}:{port}{PUSH_PREFIX}"
+        )
+        push = PushReceiver(layout.push_dir, push_verifier, max_bytes=parse_size(push_max_size))
+    app = create_monitor_site(
+        index,
+        verifier=verifier,
+        audit=layout.audit(),
+        archive=layout.archive(),
+        access=access,
+        close_index=True,
+        push=push,
     )
     ssl_options: dict[str, str] = {}
     if tls:
         cert = SecurityLayout(secdir).service_cert()
         ssl_options = {"ssl_certfile": str(cert.cert_path), "ssl_keyfile": str(cert.key_path)}
     server = ServiceServer(app, host=host, port=port, service="monitor", **ssl_options)
+    if push is not None and push_url is None:
+        # the audience is the URL the server really listens on (port 0 picks one)
+        push.verifier.audiences = frozenset({normalize_url(server.url + PUSH_PREFIX)})
     server.serve_forever(announce=lambda line: click.echo(line))
+
+
+# ----------------------------------------------------------------------------------
+# local users of the web pages
+
+#: The local users file in a data directory.
+USERS_FILE = "users.json"
+#: The key signing local users' browser sessions.
+SESSION_KEY_FILE = "web-session.key"
+
+
+def _users_option(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--users",
+        "users_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The users file (default: DATA/users.json).",
+    )(f)
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The monitor's data directory.",
+    )(f)
+
+
+def _user_store(data_dir: Path | None, users_file: Path | None):  # type: ignore[no-untyped-def]
+    from gwms.monitor.webauth import UserStore
+
+    if users_file is None and data_dir is None:
+        raise UsageError("give --data DIR or --users FILE")
+    return UserStore(users_file or data_dir / USERS_FILE)  # type: ignore[operator]
+
+
+@logs.group("user")
+def user_group() -> None:
+    """Local password users of the monitor's web pages.
+
+    Passwords are stored as salted scrypt hashes in DATA/users.json (0600). A user
+    has scopes like a token: READ for anonymized logs, LOGS_ORIGINAL (or
+    ADMINISTRATOR) for originals.
+    """
+
+
+@user_group.command("add")
+@click.argument("name")
+@_users_option
+@click.option(
+    "--scope",
+    "scope_names",
+    multiple=True,
+    default=("READ",),
+    show_default=True,
+    help="A scope to grant (repeatable): READ, LOGS_ORIGINAL, ADMINISTRATOR.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+def user_add(
+    name: str,
+    data_dir: Path | None,
+    users_file: Path | None,
+    scope_names: tuple[str, ...],
+    password_stdin: bool,
+) -> None:
+    """Add a local user (or set a user's password and scopes)."""
+    store = _user_store(data_dir, users_file)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    store.add(name, password, scope_names)
+    click.echo(f"user {name} ({' '.join(sorted(set(scope_names)))}) saved in {store.path}")
+
+
+@user_group.command("remove")
+@click.argument("name")
+@_users_option
+def user_remove(name: str, data_dir: Path | None, users_file: Path | None) -> None:
+    """Remove a local user."""
+    store = _user_store(data_dir, users_file)
+    store.remove(name)
+    click.echo(f"user {name} removed from {store.path}")
+
+
+@user_group.command("list")
+@_users_option
+def user_list(data_dir: Path | None, users_file: Path | None) -> None:
+    """List the local users and their scopes."""
+    store = _user_store(data_dir, users_file)
+    for name, granted in store.list().items():
+        click.echo(f"{name}\t{' '.join(granted)}")

@@ -10,6 +10,7 @@
     GET /v1/jobs/{ref}/bundle                    the job as one JSON document (summary + every section)
     GET /v1/stats                                index counts and sizes
     GET /v1/audit                                the audit log (ADMINISTRATOR)
+    PUT /v1/push/{entry}/{glidein}/{name}        a glidein pushes its logs (log-push token; see gwms.monitor.push)
 
 ``{ref}`` is a job's id (as search results give it), ``job.C.P`` / ``C.P`` (when one
 job has it) or a glidein uuid. Every endpoint needs a pool token with ``READ``, which
@@ -37,6 +38,7 @@ from gwms.monitor.archive import Archive, ArchiveError
 from gwms.monitor.audit import AuditLog
 from gwms.monitor.index import JobRow, LogIndex, SectionInfo
 from gwms.monitor.indexer import job_texts
+from gwms.monitor.push import PushReceiver, mount_push
 from gwms.monitor.search import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -46,7 +48,8 @@ from gwms.monitor.search import (
 from gwms.monitor.searcher import AmbiguousJob, Searcher, resolve_job
 from gwms.monitor.sections import split_err
 from gwms.monitor.views import job_json, lines_json, page_json
-from gwms.net.auth import Identity, require_scopes
+from gwms.monitor.webauth import require_monitor_scopes
+from gwms.net.auth import Identity
 from gwms.net.errors import ApiError
 from gwms.security.scopes import ADMINISTRATOR, LOGS_ORIGINAL, READ, has_scopes
 from gwms.security.tokens import TokenVerifier
@@ -56,8 +59,10 @@ __all__ = ["MAX_LINES_PER_REQUEST", "create_monitor_app"]
 #: The most lines one ``/sections/{name}`` answer holds (``next_from`` says where to go on).
 MAX_LINES_PER_REQUEST = 10_000
 
-Reader = Annotated[Identity, Depends(require_scopes(READ))]
-Admin = Annotated[Identity, Depends(require_scopes(ADMINISTRATOR))]
+# Bearer tokens, and (see gwms.monitor.webauth) the pages' session cookie and the
+# anonymous viewer when the app's ``state.monitor_access`` enables them.
+Reader = Annotated[Identity, Depends(require_monitor_scopes(READ))]
+Admin = Annotated[Identity, Depends(require_monitor_scopes(ADMINISTRATOR))]
 
 
 # ----------------------------------------------------------------------------------
@@ -115,6 +120,9 @@ class JobBrief(BaseModel):
     anonymization: str | None
     problem_count: int
     pruned: bool
+    source: str = Field(
+        default="factory", description="'factory', or 'push' for logs the glidein pushed while it ran"
+    )
 
 
 class ResultModel(BaseModel):
@@ -360,10 +368,12 @@ def create_monitor_app(
     archive: Archive | None = None,
     searcher: Searcher | None = None,
     close_index: bool = False,
+    push: PushReceiver | None = None,
 ) -> FastAPI:
     """The monitor's FastAPI app (see the module docstring for the endpoints).
 
     ``close_index`` closes the index (and the archive) when the app shuts down.
+    ``push`` adds the log server's ``PUT /v1/push/...`` (see :mod:`gwms.monitor.push`).
     """
 
     @asynccontextmanager
@@ -375,15 +385,19 @@ def create_monitor_app(
                 archive.close()
 
     from gwms.net.app import create_app
+    from gwms.net.limits import DEFAULT_MAX_BODY_BYTES
 
     app = create_app(
         service="monitor",
         verifier=verifier,
+        max_body_bytes=max(DEFAULT_MAX_BODY_BYTES, push.max_bytes + 1) if push else DEFAULT_MAX_BODY_BYTES,
         lifespan=lifespan,
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     m = _Monitor(index, archive, audit, searcher or Searcher(index))
     app.state.monitor = m
+    if push is not None:
+        mount_push(app, push)
 
     @app.get(
         "/v1/search", response_model=SearchResponse, tags=["search"], summary="Search glidein logs"

@@ -41,6 +41,7 @@ __all__ = [
     "Archive",
     "ArchiveError",
     "ArchiveItem",
+    "Packer",
     "PrunePlan",
     "PruneReport",
     "RetentionPolicy",
@@ -119,6 +120,24 @@ def pack(
             info.mtime = int((mtimes or {}).get(name, 0))
             tar.addfile(info, io.BytesIO(data))
     return ArchiveItem(_check_job_path(job_path), kind, codec.name, codec.compress(buf.getvalue()))
+
+
+@dataclass(frozen=True)
+class Packer:
+    """Packs archives with one codec, by name: what an indexing worker process needs of an
+    :class:`Archive` (which it cannot share), to hand the packed items back."""
+
+    codec_name: str
+
+    def pack(
+        self,
+        job_path: str,
+        kind: ArchiveKind,
+        files: Mapping[str, bytes],
+        mtimes: Mapping[str, float] | None = None,
+    ) -> ArchiveItem:
+        """:func:`pack` with this codec."""
+        return pack(job_path, kind, files, mtimes, codec_named(self.codec_name))
 
 
 def unpack(item: ArchiveItem) -> dict[str, bytes]:

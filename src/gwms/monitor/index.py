@@ -3,8 +3,9 @@
 The indexer hands :class:`JobRecord`\\ s to a :class:`LogIndex`; searches and the API
 read :class:`JobRow`, :class:`SectionInfo` and section texts back. :class:`LogIndex` is
 a small protocol so that stores can sit side by side: SQLite with FTS5
-(:mod:`gwms.monitor.index_sqlite`, the default) today, PostgreSQL (tsvector) for a
-shared deployment later. :func:`open_index` picks one by URL.
+(:mod:`gwms.monitor.index_sqlite`, the default) and PostgreSQL with tsvector
+(:mod:`gwms.monitor.index_pg`, for a shared deployment). :func:`open_index` picks one
+by URL.
 
 Keys are time-ordered integers (see :func:`make_job_id`):
 
@@ -179,6 +180,8 @@ class JobInfo:
     anon_mode: str | None = None
     key_id: str | None = None
     problem_count: int = 0
+    #: where the files came from: the factory's log tree, or pushed by the glidein
+    source: str = "factory"
 
     @property
     def factory_job_id(self) -> str:
@@ -288,7 +291,7 @@ class RetentionEntry:
 
 
 class LogIndex(Protocol):
-    """A store of indexed jobs: the SQLite one, or later a PostgreSQL one.
+    """A store of indexed jobs: the SQLite one or the PostgreSQL one.
 
     Text search follows :class:`~gwms.monitor.search.SearchQuery`: the store applies the
     column filters and full text (``query.text``); a regular expression is applied by
@@ -396,15 +399,13 @@ class LogIndex(Protocol):
 
 
 def open_index(url: str | os.PathLike[str], *, create: bool = True) -> LogIndex:
-    """Open a log index by URL: ``sqlite:///path/to/index.sqlite`` or a plain file path.
-
-    ``postgresql://...`` is recognised but not implemented yet.
-    """
+    """Open a log index by URL: ``sqlite:///path/to/index.sqlite``, a plain file path, or
+    ``postgresql://user@host:port/dbname`` (:mod:`gwms.monitor.index_pg`)."""
     text = os.fspath(url)
     if text.startswith(("postgresql://", "postgres://")):
-        raise LogIndexError(
-            "the PostgreSQL log index is not available yet", hint="use a SQLite file for now"
-        )
+        from gwms.monitor.index_pg import PostgresIndex
+
+        return PostgresIndex(text, create=create)
     if text.startswith("sqlite://"):
         path = text[len("sqlite://") :]  # sqlite:///abs/path or sqlite://relative/path
         if not path:

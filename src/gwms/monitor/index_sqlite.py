@@ -11,7 +11,8 @@ Tables (schema version 1)::
 Ids are the time-ordered keys of :mod:`gwms.monitor.index`: a section's rowid in
 ``section_fts`` is its id, so a full-text query ordered by ``rowid`` is ordered by job
 start time, and keyset pages and time ranges are rowid ranges that FTS5 handles itself.
-The FTS table keeps no copy of the text (``content=''``); the text lives compressed in
+The FTS table keeps no copy of the text (``content=''``) nor token counts (``columnsize=0``:
+results are ordered by key, never ranked, so nothing reads them); the text lives compressed in
 ``section_text`` and is given back to FTS5 when a row is deleted (re-index, prune).
 
 Every value reaches SQL as a bound parameter; the only text put together is the list
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from gwms.monitor.compression import Codec, codec_named, default_codec
 from gwms.monitor.index import (
@@ -106,7 +107,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     anonymized_bytes INTEGER NOT NULL DEFAULT 0,
     text_bytes INTEGER NOT NULL DEFAULT 0,
     pruned_at REAL,
-    original_pruned_at REAL
+    original_pruned_at REAL,
+    source TEXT NOT NULL DEFAULT 'factory'
 );
 CREATE TABLE IF NOT EXISTS sections (
     id INTEGER PRIMARY KEY,
@@ -125,7 +127,7 @@ CREATE TABLE IF NOT EXISTS section_text (
     body BLOB NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS section_fts USING fts5(
-    body, content='', tokenize='{TOKENIZER}'
+    body, content='', columnsize=0, tokenize='{TOKENIZER}'
 );
 """
 
@@ -449,7 +451,28 @@ class SQLiteIndex:
             raise LogIndexError(
                 f"{self.path} has log index schema {version}; this gwms uses {SCHEMA_VERSION}"
             )
+        else:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "source" not in columns:  # an index made before pushed logs existed
+                conn.execute("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT 'factory'")
         conn.executescript(_INDEXES)
+        self._tune_fts(conn)
+
+    #: FTS5 settings (stored in the table): ``hashsize``, the bytes of new index data
+    #: buffered before a segment is written (FTS5's default, 1 MB, makes dozens of small
+    #: segments per batch, merged again and again); ``automerge``, how many segments of a
+    #: level are merged at once (default 4: 8 rewrites the index about half as often,
+    #: for at most 7 segments per level to read).
+    fts_settings: ClassVar[dict[str, int]] = {"hashsize": 64 * 1024 * 1024, "automerge": 8}
+
+    def _tune_fts(self, conn: sqlite3.Connection) -> None:
+        """Apply :attr:`fts_settings` where they differ (written once; readers never write)."""
+        have = dict(conn.execute("SELECT k, v FROM section_fts_config"))
+        for key, value in self.fts_settings.items():
+            if have.get(key) is None or int(have[key]) != value:
+                conn.execute(
+                    "INSERT INTO section_fts(section_fts, rank) VALUES (?, ?)", (key, value)
+                )
 
     # -- connections ---------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -10,8 +10,18 @@ A pass (:meth:`Indexer.run_pass`):
 2. reads each new or changed job, parses the ``.out`` header and markers, decodes every
    embedded section of the ``.err``, anonymizes the job if configured, and archives the
    original and anonymized files (:func:`build_record`);
-3. stores the records in the index, in batches, from a second thread (SQLite does its
-   work without holding Python's GIL, so parsing the next jobs overlaps storing these).
+3. stores the records in the index, in big batches (one transaction each), from a second
+   thread (SQLite does its work without holding Python's GIL).
+
+Step 2 is pure Python (the GIL): for a big pass (:attr:`Indexer.pool_min_jobs` jobs or
+more) it runs in worker processes (``workers``, default two), which read the files and
+hand back finished records, while this process only stores them; small passes (the
+usual ``--follow`` pass) build in-process, without the workers' start-up cost.
+
+Logs that glideins pushed while they ran (:mod:`gwms.monitor.push`) sit in a second
+tree of the same layout (``push_source``); they are indexed with ``source = push``
+unless the factory's tree has the same job, whose copy always wins (so the factory's
+final copy, when it arrives, supersedes the pushed one).
 
 An error in one job (unreadable file, a parser bug) is reported in the
 :class:`PassReport` and the job skipped; it is retried on the next pass. With
@@ -23,18 +33,28 @@ index never holds originals by accident.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import multiprocessing
 import os
 import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gwms.errors import GwmsError
 from gwms.monitor.anonymize.engine import Anonymizer
-from gwms.monitor.archive import Archive, ArchiveItem, PruneReport, RetentionPolicy, prune
+from gwms.monitor.archive import (
+    Archive,
+    ArchiveItem,
+    Packer,
+    PruneReport,
+    RetentionPolicy,
+    prune,
+)
 from gwms.monitor.compression import Codec, default_codec
 from gwms.monitor.index import (
     MAX_EPOCH,
@@ -58,6 +78,7 @@ __all__ = [
     "find_client_dir",
     "job_texts",
     "needs_indexing",
+    "read_job",
     "scan_tree",
     "site_of",
     "summary_to_dict",
@@ -80,6 +101,7 @@ class JobFiles:
     directory: Path
     out: FileState | None = None
     err: FileState | None = None
+    source: str = "factory"
 
     @property
     def out_path(self) -> Path:
@@ -134,11 +156,15 @@ def _subdirs(path: Path, prefix: str, problems: list[ScanProblem]) -> list[tuple
 
 
 def scan_tree(
-    source: str | os.PathLike[str], problems: list[ScanProblem] | None = None
+    source: str | os.PathLike[str],
+    problems: list[ScanProblem] | None = None,
+    *,
+    origin: str = "factory",
 ) -> Iterator[JobFiles]:
     """Every job under a factory log tree, with its files' sizes and mtimes (``stat`` only).
 
     Directories or files that cannot be read are added to ``problems`` and skipped.
+    ``origin`` is the jobs' ``source`` (``factory``, or ``push`` for the pushed tree).
     """
     problems = problems if problems is not None else []
     client = find_client_dir(source)
@@ -176,6 +202,7 @@ def scan_tree(
                         directory=entry_dir,
                         out=states.get("out"),
                         err=states.get("err"),
+                        source=origin,
                     )
 
 
@@ -305,7 +332,7 @@ def build_record(
     checkpoint: Checkpoint,
     *,
     anonymizer: Anonymizer | None = None,
-    archive: Archive | None = None,
+    archive: Archive | Packer | None = None,
     codec: Codec | None = None,
     mtime: float = 0.0,
 ) -> JobRecord:
@@ -411,6 +438,7 @@ def build_record(
         anonymized=anonymizer is not None,
         anon_mode=anon_mode,
         key_id=key_id,
+        source=files.source,
     )
     summary_dict = summary_to_dict(s)
     if summary is not None:
@@ -438,6 +466,80 @@ def build_record(
         indexed_at=time.time(),
         archive=items,
     )
+
+
+def read_job(files: JobFiles) -> tuple[bytes | None, bytes | None, Checkpoint, float]:
+    """A job's ``.out`` and ``.err`` (None: missing), their checkpoint and latest mtime.
+
+    Raises :class:`FileNotFoundError` when both files are gone.
+    """
+    out = err = None
+    out_state = err_state = None
+    mtime = 0.0
+    if files.out is not None:
+        try:
+            out, out_state, mtime = _read(files.out_path)
+        except FileNotFoundError:
+            out = None
+    if files.err is not None:
+        try:
+            err, err_state, err_mtime = _read(files.err_path)
+            mtime = max(mtime, err_mtime)
+        except FileNotFoundError:
+            err = None
+    if out is None and err is None:
+        raise FileNotFoundError("the job's files disappeared")
+    return out, err, Checkpoint(out_state, err_state), mtime
+
+
+#: ``(path, record or None, bytes read, error message or None)``: one job built.
+_Built = tuple[str, JobRecord | None, int, str | None]
+
+
+def _build_job(
+    files: JobFiles,
+    anonymizer: Anonymizer | None,
+    archive: Archive | Packer | None,
+    codec: Codec,
+) -> _Built:
+    """Read and build one job; its error as a message (one job never stops a pass)."""
+    nbytes = 0
+    try:
+        out, err, checkpoint, mtime = read_job(files)
+        nbytes = len(out or b"") + len(err or b"")
+        record = build_record(
+            files,
+            out,
+            err,
+            checkpoint,
+            anonymizer=anonymizer,
+            archive=archive,
+            codec=codec,
+            mtime=mtime,
+        )
+    except OSError as exc:
+        return files.path, None, nbytes, exc.strerror or str(exc)
+    except Exception as exc:  # noqa: BLE001 - one job never stops a pass
+        return files.path, None, nbytes, f"{type(exc).__name__}: {exc}"
+    return files.path, record, nbytes, None
+
+
+# what a worker process builds with (set once by _worker_init)
+_WORKER: dict[str, object] = {}
+
+
+def _worker_init(anonymizer: Anonymizer | None, packer: Packer | None, codec_name: str) -> None:
+    from gwms.monitor.compression import codec_named
+
+    _WORKER.update(anonymizer=anonymizer, packer=packer, codec=codec_named(codec_name))
+
+
+def _worker_build(jobs: Iterable[JobFiles]) -> list[_Built]:
+    """In a worker process: build a chunk of jobs."""
+    anonymizer = _WORKER["anonymizer"]
+    packer = _WORKER["packer"]
+    codec = _WORKER["codec"]
+    return [_build_job(f, anonymizer, packer, codec) for f in jobs]  # type: ignore[arg-type]
 
 
 @dataclass
@@ -481,41 +583,65 @@ class Indexer:
 
     Args:
         index: where records go.
-        source: the factory's log directory (holding ``client/``) or its ``client/``.
+        source: the factory's log directory (holding ``client/``) or its ``client/``
+            (None: only pushed logs).
+        push_source: the tree of logs pushed by glideins (None: none).
         archive: where original and anonymized files go (None: no archive).
         anonymizer: anonymizes texts and the anonymized archive (None: texts are originals).
         retention: applied after every pass.
         batch_size: jobs stored per transaction.
+        workers: processes that build records (None: two for a pass of at least
+            :attr:`pool_min_jobs` jobs, else none; 1: always in this process).
     """
+
+    #: Passes with fewer jobs build in-process (a worker takes a few tenths of a second
+    #: to start).
+    pool_min_jobs = 400
+    #: Jobs handed to a worker at a time.
+    pool_chunk = 16
 
     def __init__(
         self,
         index: LogIndex,
-        source: str | os.PathLike[str],
+        source: str | os.PathLike[str] | None,
         *,
+        push_source: str | os.PathLike[str] | None = None,
         archive: Archive | None = None,
         anonymizer: Anonymizer | None = None,
         retention: RetentionPolicy | None = None,
         codec: Codec | None = None,
-        batch_size: int = 200,
+        batch_size: int = 500,
+        workers: int | None = None,
     ) -> None:
         self.index = index
-        self.source = Path(source)
+        self.source = Path(source) if source is not None else None
+        self.push_source = Path(push_source) if push_source is not None else None
         self.archive = archive
         self.anonymizer = anonymizer
         self.retention = retention
         self.codec = codec or (archive.codec if archive is not None else default_codec())
         self.batch_size = max(1, batch_size)
+        self.workers = workers
 
     def plan(self, problems: list[ScanProblem] | None = None) -> tuple[list[JobFiles], int]:
         """The jobs to (re)index now, and how many jobs the tree holds."""
         checkpoints = self.index.checkpoints()
         todo: list[JobFiles] = []
         seen = 0
-        for found in scan_tree(self.source, problems):
-            seen += 1
-            if needs_indexing(found, checkpoints.get(found.path)):
-                todo.append(found)
+        factory_paths: set[str] = set()
+        if self.source is not None:
+            for found in scan_tree(self.source, problems):
+                seen += 1
+                factory_paths.add(found.path)
+                if needs_indexing(found, checkpoints.get(found.path)):
+                    todo.append(found)
+        if self.push_source is not None and self.push_source.is_dir():
+            for found in scan_tree(self.push_source, problems, origin="push"):
+                if found.path in factory_paths:
+                    continue  # the factory's copy wins
+                seen += 1
+                if needs_indexing(found, checkpoints.get(found.path)):
+                    todo.append(found)
         return todo, seen
 
     def _store(self, records: list[JobRecord]) -> None:
@@ -525,23 +651,50 @@ class Indexer:
         self.index.store(records)
 
     def _read_job(self, files: JobFiles) -> tuple[bytes | None, bytes | None, Checkpoint, float]:
-        out = err = None
-        out_state = err_state = None
-        mtime = 0.0
-        if files.out is not None:
-            try:
-                out, out_state, mtime = _read(files.out_path)
-            except FileNotFoundError:
-                out = None
-        if files.err is not None:
-            try:
-                err, err_state, err_mtime = _read(files.err_path)
-                mtime = max(mtime, err_mtime)
-            except FileNotFoundError:
-                err = None
-        if out is None and err is None:
-            raise FileNotFoundError("the job's files disappeared")
-        return out, err, Checkpoint(out_state, err_state), mtime
+        return read_job(files)
+
+    def _workers_for(self, jobs: int) -> int:
+        """How many worker processes build this pass's records (1: in this process)."""
+        if self.workers is not None:
+            return max(1, self.workers) if jobs >= 2 else 1
+        if jobs < self.pool_min_jobs:
+            return 1
+        return max(1, min(2, os.cpu_count() or 1))
+
+    def _built(self, todo: list[JobFiles], stop: threading.Event | None) -> Iterator[_Built]:
+        """The outcome of building each job of ``todo``, in order."""
+        workers = self._workers_for(len(todo))
+        archive = self.archive
+        if workers <= 1:
+            for files in todo:
+                if stop is not None and stop.is_set():
+                    return
+                yield _build_job(files, self.anonymizer, archive, self.codec)
+            return
+        packer = Packer(archive.codec.name) if archive is not None else None
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(self.anonymizer, packer, self.codec.name),
+        )
+        chunk = self.pool_chunk
+        chunks = (todo[i : i + chunk] for i in range(0, len(todo), chunk))
+        pending: collections.deque[concurrent.futures.Future[list[_Built]]] = collections.deque()
+        try:
+            for part in chunks:
+                pending.append(pool.submit(_worker_build, part))
+                if len(pending) >= workers * 4:  # a bounded window: records are big
+                    yield from pending.popleft().result()
+                    if stop is not None and stop.is_set():
+                        return
+            while pending:
+                yield from pending.popleft().result()
+                if stop is not None and stop.is_set():
+                    return
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run_pass(
         self, *, progress: Progress | None = None, stop: threading.Event | None = None
@@ -555,7 +708,8 @@ class Indexer:
         report.changed = len(todo)
         errors_lock = threading.Lock()
         stored = [0]
-        batches: queue.Queue[list[JobRecord] | None] = queue.Queue(maxsize=4)
+        # batches are big (tens of MB of text): few wait
+        batches: queue.Queue[list[JobRecord] | None] = queue.Queue(maxsize=2)
 
         def writer() -> None:
             while True:
@@ -579,29 +733,11 @@ class Indexer:
         batch: list[JobRecord] = []
         done = 0
         try:
-            for files in todo:
-                if stop is not None and stop.is_set():
-                    report.stopped = True
-                    break
-                try:
-                    out, err, checkpoint, mtime = self._read_job(files)
-                    report.bytes_read += len(out or b"") + len(err or b"")
-                    record = build_record(
-                        files,
-                        out,
-                        err,
-                        checkpoint,
-                        anonymizer=self.anonymizer,
-                        archive=self.archive,
-                        codec=self.codec,
-                        mtime=mtime,
-                    )
-                except OSError as exc:
+            for path, record, nbytes, error in self._built(todo, stop):
+                report.bytes_read += nbytes
+                if record is None:
                     with errors_lock:
-                        report.errors.append((files.path, exc.strerror or str(exc)))
-                except Exception as exc:  # noqa: BLE001 - one job never stops a pass
-                    with errors_lock:
-                        report.errors.append((files.path, f"{type(exc).__name__}: {exc}"))
+                        report.errors.append((path, error or "not indexed"))
                 else:
                     batch.append(record)
                     if len(batch) >= self.batch_size:
@@ -610,6 +746,8 @@ class Indexer:
                 done += 1
                 if progress is not None:
                     progress(done, len(todo), len(report.errors))
+            if stop is not None and stop.is_set() and done < len(todo):
+                report.stopped = True
         finally:
             if batch:
                 batches.put(batch)

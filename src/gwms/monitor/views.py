@@ -135,6 +135,7 @@ def job_brief(job: JobRow, *, privileged: bool = False) -> dict[str, Any]:
         "anonymization": info.anon_mode,
         "problem_count": info.problem_count,
         "pruned": job.pruned_at is not None,
+        "source": info.source,
     }
     if _redacts(job, privileged):
         for name in IDENTIFYING_FIELDS:

@@ -168,6 +168,10 @@ class Anonymizer:
         self._ip_scanner = EntityScanner(kinds=_IP_KINDS & self.kinds)
         self.replaced: Counter[str] = Counter()
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Pickled as its settings (for worker processes); caches start empty there."""
+        return _rebuild_anonymizer, (self.keys, self.policy, self.mode, self.output_level)
+
     @property
     def key_id(self) -> str:
         """The id of the key new tokens are made with."""
@@ -225,10 +229,29 @@ class Anonymizer:
         return self._codec.seal(kind, value)
 
     def _ips_within(self, value: str) -> str:
-        """A kept value with the addresses inside it still replaced (so they reverse alike)."""
+        """A kept value with the addresses inside it still replaced.
+
+        In the reversible mode they become tokens: they were found in the value alone,
+        and in the whole text the de-anonymizer may read the characters around them
+        differently (``::`` + ``192.0.2.33.gfactory.opensciencegrid.org``).
+        """
         if not (_IP_KINDS & self.kinds) or ("." not in value and ":" not in value):
             return value
-        return self._apply(value, self._ip_scanner.scan(value))
+        spans = self._ip_scanner.scan(value)
+        if not spans or not self._reversible_ips:
+            return self._apply(value, spans)
+        pieces: list[str] = []
+        pos = 0
+        for s, e, kind in spans:
+            ip = value[s:e]
+            if self.replacement(kind, ip) == ip:
+                continue
+            pieces.append(value[pos:s])
+            pieces.append(self._codec.seal("ip", ip))
+            pos = e
+            self.replaced[kind] += 1
+        pieces.append(value[pos:])
+        return "".join(pieces)
 
     def _ip(self, kind: str, value: str, action: Action) -> str:
         text = _ip_text(kind, value)
@@ -273,8 +296,7 @@ class Anonymizer:
             return text
         caches = self._by_kind
         reps: list[str] = []
-        close_ips = False
-        prev_end = -10
+        changed_ips = False
         ip_kinds = _IP_KINDS
         for s, e, kind in spans:
             value = text[s:e]
@@ -282,13 +304,9 @@ class Anonymizer:
             if rep is None:
                 rep = self.replacement(kind, value)
             reps.append(rep)
-            if kind in ip_kinds:
-                if s - prev_end <= 1 or _after_percent(text, s):
-                    close_ips = True
-            elif s - prev_end <= 1 and len(reps) > 1 and spans[len(reps) - 2][2] in ip_kinds:
-                close_ips = True
-            prev_end = e
-        if close_ips and self._reversible_ips:
+            if kind in ip_kinds and rep != value:
+                changed_ips = True
+        if changed_ips and self._reversible_ips:
             self._tokenize_crowded_ips(text, spans, reps)
         pieces: list[str] = []
         append = pieces.append
@@ -310,22 +328,34 @@ class Anonymizer:
     def _tokenize_crowded_ips(
         self, text: str, spans: list[tuple[int, int, str]], reps: list[str]
     ) -> None:
-        """Turn addresses within one character of a token, or right after a ``%``, into tokens.
+        """Turn the addresses the de-anonymizer could not find back as they are into tokens.
 
-        Who finds an address depends on its neighbour characters; next to a token they
-        are not the original's, and after a ``%`` the address's first digits can read as
-        an escape, so :class:`Deanonymizer` leaves such places alone, and the addresses
-        there must be tokens (which open wherever they are). Repeated until nothing
-        changes, since a new token can crowd the next address of a chain.
+        What the scanner finds at a place depends on the run of address characters there
+        (:func:`~gwms.monitor.anonymize.entities.address_run`) and one character on each
+        side. So an address becomes a token when its run holds another entity (the
+        replacement of one changes how the other reads: ``2001:db8::1`` glued to
+        ``10.1.2.3``), when a token lies within one character of its run (the token's
+        characters are not the original's: ``CN=...,C=US`` + ``2001:db8::110.1.2.3``),
+        or when it follows a ``%`` or a ``%XX`` escape (the address's first digits can
+        read as an escape). :class:`Deanonymizer` leaves addresses whose run touches a
+        token alone. Repeated until nothing changes, since a new token can crowd the
+        next address of a chain.
         """
         n = len(spans)
+        runs: dict[int, tuple[int, int]] = {}
         for j, (s, e, kind) in enumerate(spans):
-            if kind in _IP_KINDS and reps[j] != text[s:e] and _after_percent(text, s):
+            if kind not in _IP_KINDS or reps[j] == text[s:e]:
+                continue
+            if _after_percent(text, s):
                 reps[j] = self._codec.seal("ip", text[s:e])
+            else:
+                runs[j] = E.address_run(text, s, e)
+        if not runs:
+            return
 
-        def is_token(j: int) -> bool:
-            s, e, kind = spans[j]
-            rep = reps[j]
+        def is_token(k: int) -> bool:
+            s, e, kind = spans[k]
+            rep = reps[k]
             if rep == text[s:e]:
                 return False
             return kind not in _IP_KINDS or rep.startswith("i-")
@@ -333,14 +363,20 @@ class Anonymizer:
         changed = True
         while changed:
             changed = False
-            for j, (s, e, kind) in enumerate(spans):
-                if kind not in _IP_KINDS or reps[j] == text[s:e] or reps[j].startswith("i-"):
-                    continue
-                near = (j > 0 and s - spans[j - 1][1] <= 1 and is_token(j - 1)) or (
-                    j + 1 < n and spans[j + 1][0] - e <= 1 and is_token(j + 1)
-                )
-                if near:
+            for j, (rs, re_) in list(runs.items()):
+                crowded = False
+                k = j - 1
+                while not crowded and k >= 0 and spans[k][1] >= rs - 1:
+                    crowded = spans[k][1] > rs or is_token(k)
+                    k -= 1
+                k = j + 1
+                while not crowded and k < n and spans[k][0] <= re_ + 1:
+                    crowded = spans[k][0] < re_ or is_token(k)
+                    k += 1
+                if crowded:
+                    s, e, _ = spans[j]
                     reps[j] = self._codec.seal("ip", text[s:e])
+                    del runs[j]
                     changed = True
 
     def anonymize_text(self, text: str, scanner: EntityScanner | None = None) -> str:
@@ -461,6 +497,12 @@ class Anonymizer:
         return result
 
 
+def _rebuild_anonymizer(
+    keys: KeyRing, policy: AnonymizationPolicy, mode: Mode, output_level: int | None
+) -> Anonymizer:
+    return Anonymizer(keys, policy, mode, output_level=output_level)
+
+
 class Deanonymizer:
     """Restores files anonymized in the reversible mode, with the key ring that made them.
 
@@ -534,10 +576,12 @@ class Deanonymizer:
             # the new neighbour (``2001:db8::`` + ``e-k1-...``): addresses give way.
             taken = sorted((s, e) for s, e, _, _ in spans)
             for s, e, kind in self._ip_scanner.scan(text):
-                # (the anonymizer made every address within one character of a token a token)
-                i = bisect.bisect_right(taken, (s, len(text) + 1))
-                if (i > 0 and taken[i - 1][1] >= s - 1) or (
-                    i < len(taken) and taken[i][0] <= e + 1
+                # (the anonymizer made every address whose run of address characters
+                # comes within one character of a token a token)
+                rs, re_ = E.address_run(text, s, e)
+                i = bisect.bisect_right(taken, (rs, len(text) + 1))
+                if (i > 0 and taken[i - 1][1] >= rs - 1) or (
+                    i < len(taken) and taken[i][0] <= re_ + 1
                 ):
                     continue
                 if _after_percent(text, s):

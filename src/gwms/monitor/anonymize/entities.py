@@ -21,7 +21,9 @@ caches, since logs repeat the same few hosts and addresses).
 What each kind covers:
 
 - ``ipv4``: dotted quads, also after a percent-escape (``%3d128.104.100.30``).
-- ``ipv6``: colon form (validated; a ``%zone`` stays outside); ``ipv6dash``: the
+- ``ipv6``: colon form (validated; a ``%zone`` stays outside), also with a dotted IPv4
+  tail (``::ffff:110.1.2.3`` is one IPv6 address, never an IPv6 prefix and an IPv4
+  address; see :func:`address_run` for why neighbours matter); ``ipv6dash``: the
   ``[2607-f388-...-c57b]`` form of sinful strings' ``addrs=`` (also ``%5B...%5D``).
 - ``host``: FQDNs whose last label is a known top-level domain, and learned names.
 - ``email``: ``local@domain`` (but not HTCondor names such as ``slot1@host``).
@@ -61,6 +63,7 @@ __all__ = [
     "Discovered",
     "EntityScanner",
     "Span",
+    "address_run",
     "discover",
     "is_host_name",
 ]
@@ -418,6 +421,27 @@ def _valid_ipv6(value: str) -> bool:
             _V6_OK.clear()
         _V6_OK[value] = ok
     return ok
+
+
+def address_run(text: str, start: int, end: int) -> tuple[int, int]:
+    """The run of address characters (hex digits, ``:`` and ``.``) around ``text[start:end]``.
+
+    Whether the scanners find an address, and where it starts and ends, depends only on
+    this run and the one character on each side of it (``2001:db8::110.1.2.3`` is one
+    IPv6 address; after a word character it is none, and its dotted tail is then an
+    IPv4 address). So a replacement that touches the run (within one character) can
+    change what is found there: the anonymizer makes such addresses tokens, and the
+    de-anonymizer leaves addresses whose run touches a token alone.
+    """
+    chars = _V6CHARS
+    s = start
+    while s > 0 and text[s - 1] in chars:
+        s -= 1
+    e = end
+    n = len(text)
+    while e < n and text[e] in chars:
+        e += 1
+    return s, e
 
 
 def is_host_name(name: str) -> bool:

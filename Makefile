@@ -18,10 +18,11 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## make demo: the embedded all-in-one system with a sample workload
+## make demo: the embedded all-in-one system (gwms up) with the sample workload of examples/,
+## live in the terminal; it keeps running until Ctrl-C. DEMO_EXIT=1: stop once the work is done.
+DEMO_DATA ?= demo-data
 demo: $(STAMP)
-	@echo "make demo: the all-in-one demo (gwms up + sample workload) arrives with the frontend (issue 6)."
-	@echo "Until then, try: $(VENV)/bin/gwms --help"
+	$(PY) -m gwms demo --data $(DEMO_DATA)$(if $(DEMO_EXIT), --exit-when-done)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 
 def gwms(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "gwms", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "gwms", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"gwms {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -61,7 +63,8 @@ def child_pids(data: Path) -> dict[str, int]:
 
 
 def test_up_submit_crash_down_resume(tmp_path: Path) -> None:
-    (tmp_path / "job.sub").write_text("executable = /bin/echo\narguments = hi $(Process)\nqueue 5\n")
+    # 64 CPUs: no entry of the embedded factory can run these, so they stay in the queue
+    (tmp_path / "job.sub").write_text("executable = /bin/echo\narguments = hi $(Process)\nrequest_cpus = 64\nqueue 5\n")
     up = start_up(tmp_path)
     data = (tmp_path / "gwms-data").resolve()
     try:
@@ -83,7 +86,11 @@ def test_up_submit_crash_down_resume(tmp_path: Path) -> None:
             pytest.fail(f"schedd ad never showed 5 idle jobs: {st}")
         # kill -9 the schedd: the supervisor restarts it and the queue is intact
         pids = child_pids(data)
-        assert set(pids) >= {"collector", "schedd"}, pids
+        assert set(pids) >= {"collector", "schedd", "negotiator", "factory", "frontend"}, pids
+        # up.json: the ports kept for the next start, and the URLs
+        state = json.loads((data / "up.json").read_text())
+        assert set(state["ports"]) >= {"collector", "wms", "schedd", "negotiator", "factory", "frontend", "web"}
+        assert state["urls"]["factory"] == f"http://127.0.0.1:{state['ports']['factory']}"
         os.kill(pids["schedd"], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -108,9 +115,64 @@ def test_up_submit_crash_down_resume(tmp_path: Path) -> None:
     try:
         q = gwms("q", cwd=tmp_path).stdout
         assert "Total for query: 5 jobs" in q
+        # the frontend saw them and asked no entry for glideins: none can run them
+        status = json.loads(gwms("frontend", "status", "-json", cwd=tmp_path).stdout)
+        entries = status["groups"]["main"]["entries"]
+        assert sorted(e["entry"] for e in entries) == ["siteA@v1@gwms-up", "siteB@v1@gwms-up", "siteC@v1@gwms-up"]
+        assert all(e["min_idle"] == 0 for e in entries), entries
+        assert "0 pilot(s)" in gwms("factory", "q", cwd=tmp_path).stdout
     finally:
         gwms("down", cwd=tmp_path, check=False)
         wait_down(up)
+
+
+def test_up_config_overrides_the_generated_configs(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        "factory:\n  loop_delay: 2\n  entries:\n    siteB:\n      limits: {entry: {glideins: 2, idle: 2, held: 1}}\n"
+        "    siteD:\n      attrs: {GLIDEIN_Site: SiteD, GLIDEIN_CPUS: 8, GLIDEIN_MaxMemMBs: 16000}\n"
+        "frontend:\n  groups:\n    main:\n      limits: {running_glideins_per_entry: {max: 2}}\n")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "gwms", "up", "--config", "mine.yaml"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    data = tmp_path / "gwms-data"
+    try:
+        assert up.stdout is not None
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if "gwms is up" in line:
+                break
+        text = "".join(lines)
+        assert "gwms is up" in text, text
+        for title in ("user pool collector", "WMS collector", "schedd", "negotiator", "factory", "frontend"):
+            assert re.search(rf"^  {title} +http://127\.0\.0\.1:\d+$", text, re.MULTILINE), (title, text)
+        import yaml
+
+        factory = yaml.safe_load((data / "factory" / "factory.yaml").read_text())
+        assert factory["loop_delay"] == 2
+        entries = {e["name"]: e for e in factory["entries"]}
+        assert list(entries) == ["siteA", "siteB", "siteC", "siteD"]
+        assert entries["siteB"]["limits"]["entry"] == {"glideins": 2, "idle": 2, "held": 1}
+        assert entries["siteB"]["attrs"]["GLIDEIN_CPUS"] == 2  # the rest of siteB is kept
+        frontend = yaml.safe_load((data / "frontend" / "frontend.yaml").read_text())
+        assert frontend["groups"]["main"]["limits"]["running_glideins_per_entry"] == {"max": 2}
+        assert frontend["groups"]["main"]["match"]["match_expr"]  # kept
+        out = gwms("factory", "entries", cwd=tmp_path).stdout
+        assert "siteD" in out
+    finally:
+        gwms("down", cwd=tmp_path, check=False)
+        wait_down(up)
+
+
+def test_up_config_errors_are_one_line_and_leave_nothing_running(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("factroy:\n  loop_delay: 2\n")
+    proc = gwms("up", "--config", "bad.yaml", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "factroy" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    (tmp_path / "typo.yaml").write_text("factory:\n  loop_dealy: 2\n")
+    proc = gwms("up", "--config", "typo.yaml", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "loop_dealy" in proc.stderr and "factory.yaml" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert child_pids((tmp_path / "gwms-data").resolve()) == {}
 
 
 def test_commands_without_a_pool_say_how_to_start_one(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "web": ("gwms.cli.web", "web", "The web UI: dashboards for pool, factory, frontend, logs."),
     "up": ("gwms.cli.up", "up", "Start the whole system on this machine, until Ctrl-C or `gwms down`."),
     "down": ("gwms.cli.up", "down", "Stop the `gwms up` running on DIR (its services stop cleanly)."),
+    "demo": ("gwms.cli.up", "demo", "Start gwms up, run the sample workload live, then show where to look."),
     "submit": ("gwms.cli.jobs", "submit", "Queue the jobs of an HTCondor submit description file."),
     "q": ("gwms.cli.jobs", "q", "List queued jobs (condor_q)."),
     "rm": ("gwms.cli.jobs", "rm", "Remove jobs (condor_rm): IDS are CLUSTER or CLUSTER.PROC."),
@@ -37,10 +38,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "qedit": ("gwms.cli.jobs", "qedit", "Set ATTR of a job (or all jobs of a cluster) to VALUE (condor_qedit)."),
     "history": ("gwms.cli.jobs", "history", "Completed and removed jobs, the most recent first (condor_history)."),
     "transfer-data": ("gwms.cli.jobs", "transfer_data", "Download the output files of finished jobs (condor_transfer_data)."),
+    "job": ("gwms.cli.jobmon", "job", "Look into your running job: ps, top, ls, cat, tail, bt."),
     "status": ("gwms.cli.status", "status", "List ads in the collector (condor_status): slots by default."),
     "userprio": ("gwms.cli.negotiator", "userprio", "Show fair-share usage and priorities of submitters (condor_userprio)."),
     "security": ("gwms.cli.security", "security", "Keys, certificates and tokens."),
     "config": ("gwms.cli.config", "config", "Check and convert configuration files."),
+    "simulate": ("gwms.cli.simulate", "simulate", "Run the real frontend and factory against simulated sites in virtual time."),
 }
 
 

@@ -146,6 +146,10 @@ class Supervisor:
                     self._on_event(str(exc).splitlines()[0])
 
     # -- stopping ----------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Make :meth:`watch` return soon (safe from a signal handler); then call :meth:`stop`."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every child, the last started first: SIGTERM, then SIGKILL after ``timeout``."""
         self._stopping.set()

@@ -26,6 +26,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from gwms.embedded.supervisor import ServiceSpec, Supervisor
+from gwms.embedded.upconfig import (
+    UpConfig,
+    load_up_config,
+    write_factory_config,
+    write_frontend_config,
+)
 from gwms.errors import GwmsError
 from gwms.pool.clientfile import PoolClientInfo, write_client_file
 from gwms.security import scopes
@@ -33,15 +39,14 @@ from gwms.security.layout import init_security
 
 STATE_FILE = "up.json"
 PID_FILE = "up.pid"
-SERVICES = ("collector", "wms", "schedd", "negotiator", "frontend")
+#: The services, in start order; each gets a port kept in ``DIR/up.json``.
+SERVICES = ("collector", "wms", "schedd", "negotiator", "factory", "frontend", "web")
 #: Seconds between negotiation cycles in the embedded pool (new work also starts one early).
 NEGOTIATOR_INTERVAL = 1.0
-#: Seconds between frontend cycles (a change of the schedd's idle jobs starts one early).
-FRONTEND_LOOP_DELAY = 10.0
-#: The frontend's name, and the user part of its identity at the WMS collector.
-FRONTEND_NAME = "frontend"
-#: The user part of the identity the factory's ads carry (``gwms factory run`` mints it).
-FACTORY_USER = "factory"
+#: Seconds a match waits for its slot's agent to claim it. A live agent claims within a
+#: second (it long-polls the schedd); a glidein that retired just after the negotiator
+#: matched it never does, and its job is matched again only after this.
+SCHEDD_MATCH_TIMEOUT = 10.0
 
 
 class AlreadyRunning(GwmsError):
@@ -55,6 +60,7 @@ class UpOptions:
     data: Path
     host: str = "127.0.0.1"
     tls: bool = False
+    config: Path | None = None
 
 
 def local_user() -> str:
@@ -97,6 +103,40 @@ def choose_ports(state_file: Path, host: str, names: tuple[str, ...]) -> dict[st
     return ports
 
 
+def write_state(state_file: Path, ports: dict[str, int], urls: dict[str, str]) -> None:
+    """Record the ports (kept for the next start) and the URLs of the running services."""
+    tmp = state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"ports": ports, "urls": urls, "pid": os.getpid()}, indent=2) + "\n")
+    tmp.replace(state_file)
+
+
+def read_urls(data: Path) -> dict[str, str]:
+    """The URLs of the services of the ``gwms up`` on ``data`` (empty if it never came up)."""
+    try:
+        urls = json.loads((data / STATE_FILE).read_text()).get("urls", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in urls.items()} if isinstance(urls, dict) else {}
+
+
+#: How each service is called in the "ready" lines.
+SERVICE_TITLES = {
+    "web": "web UI",
+    "collector": "user pool collector",
+    "wms": "WMS collector",
+    "schedd": "schedd",
+    "negotiator": "negotiator",
+    "factory": "factory",
+    "frontend": "frontend",
+}
+
+
+def url_lines(urls: dict[str, str]) -> list[str]:
+    """One line per running service, ``  <title>  <url>``, the web UI first."""
+    width = max(len(t) for t in SERVICE_TITLES.values())
+    return [f"  {title:<{width}}  {urls[name]}" for name, title in SERVICE_TITLES.items() if urls.get(name)]
+
+
 def check_not_running(pid_file: Path) -> None:
     """Refuse to start twice on one directory."""
     if not pid_file.exists():
@@ -120,52 +160,22 @@ def gwms_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "gwms", *args]
 
 
-def frontend_config(data: Path, urls: dict[str, str], trust_domain: str) -> dict[str, object]:
-    """The embedded frontend's configuration: one group ``main``; a job asks for sites
-    with ``+DESIRED_Sites = "A,B"`` (no such attribute: any entry); requests go through
-    the WMS collector to factories whose ads come from ``factory@<trust domain>``;
-    glideins get pool tokens signed with the pool key."""
-    return {
-        "frontend_name": FRONTEND_NAME,
-        "loop_delay": FRONTEND_LOOP_DELAY,
-        "wms_collectors": [{
-            "url": urls["wms"],
-            "factory_identity": f"{FACTORY_USER}@{trust_domain}",
-            "my_identity": f"{FRONTEND_NAME}@{trust_domain}",
-        }],
-        "user_pool": {"collectors": [urls["collector"]]},
-        "security": {
-            "security_name": FRONTEND_NAME,
-            "credentials": [{"name": "pool", "type": "pool_token", "signing_key_dir": str(data / "keys")}],
-        },
-        "groups": {"main": {"match": {
-            "match_expr": 'not job.get("DESIRED_Sites") or '
-                          'glidein["attrs"].get("GLIDEIN_Site") in job["DESIRED_Sites"].split(",")',
-            "job": {"match_attrs": ["DESIRED_Sites"]},
-        }}},
-    }
-
-
-def write_frontend_config(data: Path, urls: dict[str, str]) -> Path:
-    """Write ``DIR/frontend/frontend.yaml`` anew (the URLs may change between starts)."""
-    import yaml
-
+def plan_services(opts: UpOptions, ports: dict[str, int], urls: dict[str, str],
+                  overrides: UpConfig | None = None) -> list[tuple[str, Callable[[], ServiceSpec]]]:
+    """The services to start, in order; each spec is made when its turn comes (it may
+    need the URLs of those started before it). The factory's and the frontend's configs
+    are generated then (``DIR/factory/factory.yaml``, ``DIR/frontend/frontend.yaml``),
+    with the ``--config`` overrides merged in."""
     from gwms.security.layout import SecurityLayout
 
-    path = data / "frontend" / "frontend.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# generated by `gwms up` at every start: edits are overwritten\n"
-    text += yaml.safe_dump(frontend_config(data, urls, SecurityLayout(data).trust_domain()), sort_keys=False)
-    path.write_text(text)
-    return path
-
-
-def plan_services(opts: UpOptions, ports: dict[str, int], urls: dict[str, str]) -> list[tuple[str, Callable[[], ServiceSpec]]]:
-    """The services to start, in order; each spec is made when its turn comes (it may
-    need the URLs of those started before it)."""
     data = str(opts.data)
     logs = opts.data / "logs"
     tls = ["--tls"] if opts.tls else []
+    overrides = overrides or UpConfig()
+
+    def domain() -> str:
+        return SecurityLayout(opts.data).trust_domain()
+
     return [
         ("collector", lambda: ServiceSpec(
             "collector",
@@ -180,7 +190,8 @@ def plan_services(opts: UpOptions, ports: dict[str, int], urls: dict[str, str]) 
         ("schedd", lambda: ServiceSpec(
             "schedd",
             gwms_argv("schedd", "run", "--data", data, "--host", opts.host, "--port", str(ports["schedd"]),
-                      "--collector", urls["collector"], "--advertise-interval", "10", *tls),
+                      "--collector", urls["collector"], "--advertise-interval", "10",
+                      "--match-timeout", f"{SCHEDD_MATCH_TIMEOUT:g}", *tls),
             logs / "schedd.log")),
         ("negotiator", lambda: ServiceSpec(
             "negotiator",
@@ -188,19 +199,39 @@ def plan_services(opts: UpOptions, ports: dict[str, int], urls: dict[str, str]) 
                       "--port", str(ports["negotiator"]), "--collector", urls["collector"],
                       "--interval", f"{NEGOTIATOR_INTERVAL:g}", *tls),
             logs / "negotiator.log")),
+        ("factory", lambda: ServiceSpec(
+            "factory",
+            gwms_argv("factory", "run",
+                      "--config", str(write_factory_config(opts.data, urls, domain(), overrides.factory)),
+                      "--data", data, "--host", opts.host, "--port", str(ports["factory"]), *tls),
+            logs / "factory.log")),
         ("frontend", lambda: ServiceSpec(
             "frontend",
-            gwms_argv("frontend", "run", "--config", str(write_frontend_config(opts.data, urls)),
+            gwms_argv("frontend", "run",
+                      "--config", str(write_frontend_config(opts.data, urls, domain(), overrides.frontend)),
                       "--data", data, "--host", opts.host, "--port", str(ports["frontend"]),
                       "--watch-interval", "0.5", *tls),
             logs / "frontend.log")),
+        # ---- WEB UI: the place for `gwms web run` (written by the web helper, issue 8). ----
+        # Its port is already reserved in up.json as ports["web"]; add here, e.g.:
+        # ("web", lambda: ServiceSpec(
+        #     "web",
+        #     gwms_argv("web", "run", "--data", data, "--host", opts.host, "--port", str(ports["web"]),
+        #               "--collector", urls["collector"], "--wms", urls["wms"], *tls),
+        #     logs / "web.log")),
+        # and `up()` prints urls["web"] as the web UI once it is in `urls`.
     ]
 
 
 def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[[dict[str, str]], None] | None = None) -> None:
-    """Start everything, write the client file, and supervise until SIGINT/SIGTERM."""
+    """Start everything, write the client file, and supervise until SIGINT/SIGTERM.
+
+    ``ready`` is called with the services' URLs once all are up (and the client file
+    written). Raises :class:`gwms.config.ConfigError` for a bad ``--config`` file.
+    """
     data = opts.data.resolve()
-    opts = UpOptions(data=data, host=opts.host, tls=opts.tls)
+    overrides = load_up_config(opts.config.resolve() if opts.config else None)
+    opts = UpOptions(data=data, host=opts.host, tls=opts.tls, config=opts.config)
     data.mkdir(parents=True, exist_ok=True)
     pid_file = data / PID_FILE
     check_not_running(pid_file)
@@ -209,6 +240,12 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
         if step.action == "created":
             echo(f"created {step.what}: {step.path}")
     ports = choose_ports(data / STATE_FILE, opts.host, SERVICES)
+    # check the generated configs (with the overrides) before starting anything; they are
+    # written again with the announced URLs when their services start
+    scheme = "https" if opts.tls else "http"
+    expected = {name: f"{scheme}://{opts.host}:{port}" for name, port in ports.items()}
+    write_factory_config(data, expected, layout.trust_domain(), overrides.factory)
+    write_frontend_config(data, expected, layout.trust_domain(), overrides.frontend)
     pid_file.write_text(f"{os.getpid()}\n")
 
     sup = Supervisor(on_event=echo)
@@ -216,12 +253,12 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
 
     def on_signal(signum: int, _frame: object) -> None:
         stop.set()
-        sup._stopping.set()  # noqa: SLF001 - wake watch() at once
+        sup.request_stop()  # wake watch() at once
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     urls: dict[str, str] = {}
     try:
-        for name, make in plan_services(opts, ports, urls):
+        for name, make in plan_services(opts, ports, urls, overrides):
             if stop.is_set():
                 break
             urls[name] = sup.start(make())
@@ -229,8 +266,12 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
             token = layout.mint_token(local_user(), [scopes.READ, scopes.WRITE], lifetime=timedelta(days=30))
             ca = str(layout.ca_cert_path) if opts.tls else None
             path = write_client_file(data, PoolClientInfo(
-                collector=urls["collector"], schedd=urls.get("schedd"), token=token, ca_file=ca))
+                collector=urls["collector"], schedd=urls.get("schedd"), token=token, ca_file=ca,
+                wms_collector=urls.get("wms"), web=urls.get("web")))
             pool_arg = "" if data == (Path.cwd() / "gwms-data").resolve() else f" --pool {data}"
+            write_state(data / STATE_FILE, ports, urls)
+            for line in url_lines(urls):
+                echo(line)
             echo(f"gwms is up; client file {path}")
             echo(f"  try: gwms submit job.sub{pool_arg} ; gwms q{pool_arg} ; gwms status -schedd{pool_arg}")
             echo("  stop with Ctrl-C or `gwms down" + (f" --data {data}`" if pool_arg else "`"))
@@ -239,6 +280,9 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
             sup.watch()
     finally:
         sup.stop()
+        stopped = stop_local_glideins(data)
+        if stopped:
+            echo(f"stopped {stopped} local glidein(s)")
         for s, handler in old.items():
             signal.signal(s, handler)
         try:
@@ -247,6 +291,53 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
         except OSError:
             pass
         echo("gwms is down")
+
+
+def stop_local_glideins(data: Path, grace: float = 5.0) -> int:
+    """Stop the glideins of the embedded factory's ``local`` entries (they run in their
+    own sessions, so they outlive the factory): removed as the factory removes them
+    (SIGTERM to each process group), SIGKILL after ``grace`` seconds. Returns how many
+    were running. Done after the services stopped, so no factory starts new ones."""
+    import time
+
+    import yaml
+
+    from gwms.factory.backends.local import LocalBackend, LocalSettings
+
+    try:
+        cfg = yaml.safe_load((data / "factory" / "factory.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return 0
+    groups: list[int] = []
+    for entry in cfg.get("entries") or []:
+        state = data / "factory" / "backends" / str(entry.get("name"))
+        if entry.get("backend", "local") != "local" or not state.is_dir():
+            continue
+        backend = LocalBackend(state, LocalSettings(slots=0))
+        pids = backend.pids()
+        backend.remove(list(pids))
+        groups += pids.values()
+    count = len(groups)
+    deadline = time.monotonic() + grace
+    while groups and time.monotonic() < deadline:
+        groups = [g for g in groups if _group_alive(g)]
+        time.sleep(0.1)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return count
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def down(data: Path, *, timeout: float = 30.0) -> bool:

@@ -27,6 +27,7 @@ callback; the agent reports the :class:`JobResult`.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import shutil
@@ -128,6 +129,24 @@ def max_wall_time(ad: CaseBlindAd) -> float | None:
         if value is not None and value > 0:
             return value
     return None
+
+
+def _popen_retrying_busy_text(argv: list[str], attempts: int = 8, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen``, tried again on ETXTBSY ("Text file busy").
+
+    The agent runs several slots in threads: while one slot's sandbox executable was
+    still open for writing, a child forked for another slot may hold that descriptor
+    until it execs, and exec of the freshly written file then fails with ETXTBSY for a
+    moment. Any other error, or ETXTBSY that lasts, is raised.
+    """
+    for attempt in range(attempts):
+        try:
+            return subprocess.Popen(argv, **kwargs)
+        except OSError as exc:
+            if exc.errno != errno.ETXTBSY or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def executable_path(ad: CaseBlindAd, sandbox: Path) -> tuple[Path, bool]:
@@ -409,7 +428,7 @@ class JobRun:
         start_mono = time.monotonic()
         try:
             try:
-                proc = subprocess.Popen(
+                proc = _popen_retrying_busy_text(
                     argv, cwd=str(self.sandbox), env=env, stdin=stdin, stdout=stdout, stderr=stderr,
                     start_new_session=True, close_fds=True,
                 )

@@ -14,8 +14,10 @@ Only outbound connections (``docs/contracts.md``, "Pool II"):
 
 Lifetime (``gwms.glidein.lifetime``): the main thread re-evaluates the verdict on every
 change and at the next deadline. Retiring (retire time, max idle/tail, black hole,
-SIGTERM) stops polling, advertises the slots as Drained with ``Start = false`` and exits
-after the last job; die time or a second SIGTERM vacates the running jobs first.
+SIGTERM) stops polling, tells each schedd goodbye (``POST /v1/startd/goodbye``: it drops
+the pending matches to our slots at once, so their jobs need not wait out the match
+timeout), advertises the slots as Drained with ``Start = false`` and exits after the last
+job; die time or a second SIGTERM vacates the running jobs first.
 
 Run it with ``python3 gwms-startd.pyz run ...``, ``python3 -m gwms.glidein.startd run ...``
 or ``gwms startd run ...``.
@@ -405,6 +407,7 @@ class Agent:
         self._retired_at: float | None = None
         self._drain = False
         self._fast = False
+        self._goodbye: threading.Thread | None = None  # telling the schedds we take no more jobs
         self._black_hole = False
         self._jobs_started = 0
         self._jobs_completed = 0
@@ -739,11 +742,44 @@ class Agent:
             self._retired_at = self.clock()
             self.logs.startd(f"retiring: {verdict.reason}; no new jobs", type="retire")
             self._ads_changed.set()
+            self._start_goodbye()
         if verdict.vacate:
             with self._lock:
                 runners = list(self.claims.values())
             for runner in runners:
                 runner.stop(VACATED, f"the startd is shutting down ({verdict.reason})")
+
+    def say_goodbye(self) -> dict[str, list[str]]:
+        """Tell every schedd this agent knows that it takes no more jobs (retiring,
+        draining, exiting): each drops the pending matches to our slots at once, so their
+        jobs go back to the negotiator instead of waiting ``match_timeout``. Returns the
+        jobs dropped per schedd name; a schedd that cannot be told is logged and skipped
+        (its matches then expire)."""
+        with self._lock:
+            links = list(self.schedds.values())
+        names = self.slots.poll_names()
+        out: dict[str, list[str]] = {}
+        for link in links:
+            try:
+                answer = link.client.call("POST", "/v1/startd/goodbye", {"startd": self.id, "slots": names},
+                                          timeout=10.0, attempts=2)
+            except (HttpError, TransportError, StartdError) as exc:
+                self.logs.startd(f"cannot tell {link.name} that we take no more jobs: {exc}", severity="warning")
+                continue
+            dropped = answer.get("dropped") if isinstance(answer, dict) else None
+            jobs = [str(j) for j in dropped] if isinstance(dropped, list) else []
+            out[link.name] = jobs
+            if jobs:
+                self.logs.startd(f"{link.name} dropped {len(jobs)} pending match(es) to our slots: "
+                                 f"{', '.join(jobs[:10])}")
+        return out
+
+    def _start_goodbye(self) -> None:
+        with self._lock:
+            if self._goodbye is not None:
+                return
+            self._goodbye = threading.Thread(target=self.say_goodbye, name="goodbye", daemon=True)
+        self._goodbye.start()
 
     def run(self) -> int:
         """Run until the agent retires and its last job is done; the exit code."""
@@ -793,6 +829,7 @@ class Agent:
 
     def _shutdown(self) -> None:
         self._accepting = False
+        self._start_goodbye()  # when the agent exits without retiring first
         with self._lock:
             links = list(self.schedds.values())
         deadline = time.monotonic() + (0 if self._fast else min(self.config.poll_wait + 2.0, 10.0))
@@ -804,6 +841,9 @@ class Agent:
         self._stopping.set()
         for link in links:
             link.poll_client.abort()
+        goodbye = self._goodbye
+        if goodbye is not None:
+            goodbye.join(max(deadline - time.monotonic(), 5.0))
         with self._lock:
             runners = list(self.claims.values())
         for runner in runners:

@@ -15,6 +15,10 @@ Rules kept here (the service does the I/O: job queue, HTTP):
   one, the agent whose ``GwmsStartdId`` it names) can take a slot's pending matches,
   and only that identity can renew or act on the claim.
 - At most ``capacity`` matches become claims with a job (MaxJobsRunning).
+- An agent that stops taking jobs (retiring, draining) says goodbye: its pending matches
+  are dropped at once (their jobs are free for the next negotiation instead of waiting
+  ``match_timeout``), and new matches to its slots are refused for a while (the
+  negotiator may still hold its old ads).
 
 Every method that depends on time takes ``now`` or reads the book's clock.
 """
@@ -37,6 +41,8 @@ STARTD_ID = "GwmsStartdId"
 
 DEFAULT_MATCH_TIMEOUT = 60.0
 DEFAULT_CLAIM_TIMEOUT = 120.0
+#: How long the schedd refuses matches to the slots of an agent that said goodbye.
+DEPARTED_MEMORY = 3600.0
 
 
 class ClaimError(GwmsError):
@@ -156,6 +162,21 @@ class Expired:
     claims: list[Claim]
 
 
+def leaves_with(match: PendingMatch, identity: str, startd: str, slots: frozenset[str]) -> bool:
+    """Whether a pending match goes when agent ``startd`` of ``identity`` says goodbye.
+
+    Only the slot's own identity may drop its matches. A match whose slot ad names its
+    agent (``GwmsStartdId``) goes when that agent leaves; a slot ad without an agent id goes
+    when the leaving agent lists the slot.
+    """
+    offer = match.offer
+    if offer.identity != identity:
+        return False
+    if offer.startd_id is not None:
+        return offer.startd_id == startd
+    return offer.slot in slots
+
+
 @dataclass(frozen=True)
 class Renewal:
     """The answer to a heartbeat: claims renewed, unknown ones, and stopped ones."""
@@ -194,6 +215,7 @@ class ClaimBook:
         self._claims: dict[str, Claim] = {}
         self._claim_of_job: dict[JobId, str] = {}
         self._claims_by_slot: dict[str, set[str]] = {}
+        self._departed: dict[tuple[str, str], float] = {}  # (identity, startd) -> forget at
 
     # ------------------------------------------------------------------ reading
 
@@ -287,6 +309,8 @@ class ClaimBook:
             return f"job {job_key(offer.job)} is already matched or claimed"
         if offer.identity is None:
             return f"slot {offer.slot} has no AuthenticatedIdentity"
+        if offer.startd_id is not None and (offer.identity, offer.startd_id) in self._departed:
+            return f"the startd of slot {offer.slot} is retiring (it takes no new jobs)"
         if not offer.partitionable:
             if self._pending_by_slot.get(offer.slot):
                 return f"slot {offer.slot} already has a pending match"
@@ -355,6 +379,28 @@ class ClaimBook:
                 taken.append(pm)
                 room -= 1
         return taken
+
+    def goodbye(
+        self, identity: str, startd: str, slots: Iterable[str] = (), now: float | None = None
+    ) -> list[PendingMatch]:
+        """Agent ``startd`` of ``identity`` takes no more jobs (retiring, draining, exiting).
+
+        Drop its pending matches (see :func:`leaves_with`) and return them (their jobs are
+        idle and unbooked again, free for the next negotiation); refuse new matches to its
+        slots for :data:`DEPARTED_MEMORY` seconds. Claims are untouched: the agent still
+        completes, vacates or releases them.
+        """
+        moment = self._clock() if now is None else now
+        names = frozenset(slots)
+        gone = [pm for pm in self._pending.values() if leaves_with(pm, identity, startd, names)]
+        for pm in gone:
+            self._drop_pending(pm.offer.job)
+        self._departed[(identity, startd)] = moment + max(DEPARTED_MEMORY, self.match_timeout)
+        return gone
+
+    def departed(self, identity: str, startd: str) -> bool:
+        """Whether agent ``startd`` of ``identity`` said goodbye (and is still remembered)."""
+        return (identity, startd) in self._departed
 
     def abandon(self, match: PendingMatch) -> None:
         """Forget a taken match whose job could not start (removed, held meanwhile)."""
@@ -514,6 +560,8 @@ class ClaimBook:
         Expired claims keep their ``job`` so the caller can put it back to idle.
         """
         moment = self._clock() if now is None else now
+        for key in [k for k, until in self._departed.items() if until <= moment]:
+            del self._departed[key]
         old_matches = [pm for pm in self._pending.values() if pm.expires <= moment]
         for pm in old_matches:
             self._drop_pending(pm.offer.job)

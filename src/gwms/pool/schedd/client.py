@@ -51,6 +51,29 @@ def _as_path(value: Any, iwd: Path) -> Path | None:
     return p if p.is_absolute() else iwd / p
 
 
+def executable_source(path: Path) -> Path:
+    """The file whose content is sent for an executable: ``path`` with every symbolic
+    link resolved (``/bin/sh`` -> ``/usr/bin/dash``); a dangling link is a
+    :class:`SandboxError`."""
+    if not path.is_symlink() and not any(parent.is_symlink() for parent in path.parents):
+        return path
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise SandboxError(f"executable {path} is a symbolic link that leads nowhere ({exc})") from None
+    if not target.is_file():
+        raise SandboxError(f"executable {path} is not a regular file (it leads to {target})")
+    return target
+
+
+def _no_link(path: Path) -> Path:
+    if path.is_symlink():
+        raise SandboxError(
+            f"input file {path} is a symbolic link; links are not transferred (name the file it points to)"
+        )
+    return path
+
+
 def input_files(jobs: Iterable[Mapping[str, Any]]) -> list[tuple[str, Path]]:
     """The files the jobs need in their sandbox, as ``(name in sandbox, path here)``.
 
@@ -58,18 +81,22 @@ def input_files(jobs: Iterable[Mapping[str, Any]]) -> list[tuple[str, Path]]:
     ``transfer_input_files``, taken relative to each job's ``Iwd``. Files land in the
     sandbox under their base name, as in HTCondor; two different files with one base
     name are an error. URLs (``scheme://``) are left for the execute side.
+
+    An executable that is a symbolic link (``/bin/sh`` on Debian) is sent as the file it
+    points to, under the link's name. Any other input named here that is a symbolic link
+    is refused (:class:`SandboxError`): sandboxes hold no links.
     """
     chosen: dict[str, Path] = {}
     for job in jobs:
         iwd = Path(str(job.get(A.IWD) or os.getcwd()))
-        wanted: list[Path] = []
+        wanted: list[tuple[str, Path]] = []
         if job.get(A.TRANSFER_EXECUTABLE, True) is not False:
             cmd = _as_path(job.get(A.CMD), iwd)
             if cmd is not None:
-                wanted.append(cmd)
+                wanted.append((cmd.name, executable_source(cmd)))
         stdin = _as_path(job.get(A.IN), iwd)
         if stdin is not None:
-            wanted.append(stdin)
+            wanted.append((stdin.name, _no_link(stdin)))
         extra = job.get(A.TRANSFER_INPUT)
         if isinstance(extra, str) and extra.strip():
             for item in extra.split(","):
@@ -78,9 +105,8 @@ def input_files(jobs: Iterable[Mapping[str, Any]]) -> list[tuple[str, Path]]:
                     continue
                 p = _as_path(item.rstrip("/"), iwd)
                 if p is not None:
-                    wanted.append(p)
-        for path in wanted:
-            name = path.name
+                    wanted.append((p.name, _no_link(p)))
+        for name, path in wanted:
             known = chosen.get(name)
             if known is not None and known != path:
                 raise SandboxError(f"two input files are both called {name!r}: {known} and {path}")

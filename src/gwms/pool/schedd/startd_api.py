@@ -23,6 +23,10 @@ Startd agent (scope ADVERTISE_STARTD; the caller's identity must be the slot ad'
     "claim_timeout": seconds}`` (renew claims well within ``claim_timeout``).
     Renews every claim of the agent. ``free`` (partitionable slots) keeps matches that do
     not fit pending.
+``POST /v1/startd/goodbye``  ``{"startd": ID, "slots"?: [NAME...]}`` -> ``{"dropped": ["C.P"...]}``
+    The agent takes no more jobs (retiring, draining, exiting): its pending matches are
+    dropped at once (the jobs are free for the next negotiation instead of waiting
+    ``match_timeout``) and new matches to its slots are refused. Its claims are untouched.
 ``POST /v1/claims/heartbeat``  ``{"claims": [ids]}`` -> ``{"renewed", "unknown", "stopped",
 "claim_timeout"}``.
 ``GET /v1/claims/{id}/input[?job=C.P]``  the job's input sandbox (tar.gz; 204 if it has none).
@@ -124,6 +128,14 @@ class PollBody(BaseModel):
     slots: list[str] = Field(default_factory=list)
     wait: float = Field(default=20.0, ge=0)
     free: dict[str, dict[str, Any]] | None = None
+
+
+class GoodbyeBody(BaseModel):
+    """``POST /v1/startd/goodbye``: agent ``startd`` takes no more jobs; ``slots`` are its
+    slot names (needed only for slot ads without ``GwmsStartdId``)."""
+
+    startd: str = Field(min_length=1)
+    slots: list[str] = Field(default_factory=list)
 
 
 class HeartbeatBody(BaseModel):
@@ -340,6 +352,17 @@ class ClaimService:
                 self.book.claim(claim_id).stopped = False
         return {"claims": claims, "stopped": stopped, "claim_timeout": self.book.claim_timeout}
 
+    def goodbye(self, who: Identity, body: GoodbyeBody) -> dict[str, Any]:
+        """The agent stops taking jobs: drop its pending matches, refuse new ones to its slots."""
+        with self.lock:
+            gone = self.book.goodbye(who.name, body.startd, body.slots)
+        dropped = [job_key(pm.offer.job) for pm in gone]
+        log.info("startd %s (%s) takes no more jobs: %d pending match(es) dropped%s", body.startd[:12],
+                 who.name, len(dropped), f" ({', '.join(dropped[:10])})" if dropped else "")
+        if dropped:
+            self.on_change()
+        return {"dropped": dropped}
+
     def heartbeat(self, who: Identity, claim_ids: list[str]) -> dict[str, Any]:
         """Renew claims."""
         with self.lock:
@@ -543,6 +566,10 @@ def install_routes(app: FastAPI, service: ClaimService) -> None:
     async def poll(body: PollBody, who: Identity = Depends(startd)) -> Response:
         answer = await service.poll(who, body)
         return Response(orjson.dumps(answer), media_type="application/json")
+
+    @app.post("/v1/startd/goodbye", tags=["startd"], summary="The agent takes no more jobs: drop its pending matches")
+    def goodbye(body: GoodbyeBody, who: Identity = Depends(startd)) -> dict[str, Any]:
+        return service.goodbye(who, body)
 
     @app.post("/v1/claims/heartbeat", tags=["startd"], summary="Renew claims")
     def heartbeat(body: HeartbeatBody, who: Identity = Depends(startd)) -> dict[str, Any]:

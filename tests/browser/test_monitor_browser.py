@@ -16,14 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from service_procs import logs_serve, run_logs_index
 
 from gwms.monitor.samples import SampleJob, make_job, make_world, write_job
 from gwms.security import scopes as s
@@ -55,58 +53,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         write_job(root / "factory", job)
     data = root / "data"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gwms",
-            "logs",
-            "index",
-            "--source",
-            str(root / "factory"),
-            "--data",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_logs_index(root / "factory", data, env)
     assert done.returncode == 0, done.stderr
     layout = ensure_pool_keys(data)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gwms",
-            "logs",
-            "serve",
-            "--data",
-            str(data),
-            "--port",
-            "0",
-            "--anonymous",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"gwms monitor listening on (\S+)", line)
-        assert m, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+    with logs_serve(data, "--anonymous", env=env) as url:
         yield {
-            "url": m.group(1),
+            "url": url,
             "data": data,
             "reader": SecurityLayout(data).mint_token("reader", [s.READ]),
             "admin": layout.mint_token("admin", [s.ADMINISTRATOR]),
         }
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from waiting import wait_until  # noqa: F401  (the tests import it from here)
 
 from gwms.factory import attributes as A
 from gwms.factory.requests import build_request_ad
@@ -172,14 +173,3 @@ def kill_pilots(state_dir: Path) -> None:
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(interval)

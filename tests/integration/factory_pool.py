@@ -10,27 +10,21 @@ not come up (the pilots' states and the tail of their ``.err``).
 from __future__ import annotations
 
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from factory_fixtures import TestFrontend, Wms
+from pool_fixtures import start_negotiated_pool
+from waiting import WaitTimeout, wait_until
 
 from gwms.factory.config import FactoryConfig
 from gwms.factory.service import FactoryService
-from gwms.net import ServiceServer
 from gwms.pool.collector.client import CollectorClient
-from gwms.pool.collector.service import create_collector_app
-from gwms.pool.collector.store import AdStore
-from gwms.pool.negotiator.service import Negotiator, NegotiatorConfig, create_negotiator_app
 from gwms.pool.schedd.client import ScheddClient
-from gwms.pool.schedd.queue import JobQueue
-from gwms.pool.schedd.sandbox import Spool
-from gwms.pool.schedd.service import ScheddLimits, create_schedd_app
 from gwms.security import scopes
-from gwms.security.layout import SecurityLayout, ensure_pool_keys
+from gwms.security.layout import SecurityLayout
 
 #: The agent polls fast in tests (the defaults suit real pools).
 AGENT_OPTIONS = "--poll-wait 1 --schedd-refresh 1 --monitor-interval 0.2 --ad-lifetime 60 --kill-grace 1"
@@ -63,42 +57,12 @@ class UserPool:
 
 def start_user_pool(data: Path) -> Iterator[UserPool]:
     """Collector, schedd (advertising its URL) and negotiator on free ports."""
-    layout = ensure_pool_keys(data)
-    verifier = layout.verifier()
-    collector = ServiceServer(create_collector_app(AdStore(), verifier, name="user-pool"), service="collector")
-    collector.start()
-    queue = JobQueue.open(data / "schedd" / "queue.db", synchronous="NORMAL")
-    spool = Spool(data / "schedd" / "spool")
-    advertiser = CollectorClient(collector.url, token=layout.mint_token("schedd", [scopes.ADVERTISE_SCHEDD]))
-    urls: dict[str, str] = {}
-
-    def advertise(ad: dict[str, Any]) -> None:
-        ad["ScheddIpAddr"] = urls["schedd"]
-        advertiser.advertise(ad)
-
-    schedd = ServiceServer(
-        create_schedd_app(queue, spool, verifier, name="schedd@pool", limits=ScheddLimits(), advertiser=advertise,
-                          advertise_interval=0.5, match_timeout=5.0, claim_timeout=5.0),
-        service="schedd",
-    )
-    urls["schedd"] = schedd.url
-    schedd.start()
-    negotiator = Negotiator(
-        NegotiatorConfig(collector_url=collector.url, name="negotiator@pool", interval=0.5, half_life=3600.0,
-                         state_file=data / "negotiator" / "accountant.json", watch_interval=0.2),
-        token=layout.mint_token("negotiator", [scopes.NEGOTIATOR, scopes.READ]),
-    )
-    neg_server = ServiceServer(create_negotiator_app(negotiator, verifier), service="negotiator")
-    negotiator.url = neg_server.url
-    neg_server.start()
+    pools = start_negotiated_pool(data, match_timeout=5.0, claim_timeout=5.0, collector_name="user-pool", host="pool")
+    pool = next(pools)
     try:
-        yield UserPool(data, layout, collector.url, schedd.url)
+        yield UserPool(pool.data, pool.layout, pool.collector_url, pool.schedd_url)
     finally:
-        neg_server.stop()
-        schedd.stop()
-        collector.stop()
-        advertiser.close()
-        queue.close()
+        next(pools, None)
 
 
 def glidein_entry(name: str, backend: str, backend_settings: dict[str, Any], **attrs: Any) -> dict[str, Any]:
@@ -175,14 +139,10 @@ class Chain:
     def wait(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
         """Call ``check`` until it gives something true, at most ``timeout`` s, else fail
         with ``what`` and :meth:`diagnose`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {timeout:g} s\n{self.diagnose()}")
-            time.sleep(0.2)
+        try:
+            return wait_until(check, timeout, interval=0.2, what=what)
+        except WaitTimeout:
+            raise AssertionError(f"{what}: not within {timeout:g} s\n{self.diagnose()}") from None
 
     def submit(self, tmp: Path, text: str, user: str = "alice") -> int:
         with self.pool.schedd(user) as s:

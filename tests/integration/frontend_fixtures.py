@@ -7,12 +7,12 @@ the factory's, the glideins') comes from one trust domain.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import waiting
 import yaml
 
 from gwms.factory import attributes as FA
@@ -180,11 +180,5 @@ def write_config(cfg: dict[str, Any], path: Path) -> Path:
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(interval)
+    """:func:`waiting.wait_until`, polling every 50 ms by default."""
+    return waiting.wait_until(check, timeout, interval, what)

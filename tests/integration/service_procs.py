@@ -1,4 +1,6 @@
-"""Start ``gwms <service> run`` as real processes for integration tests."""
+"""Start ``gwms <service> run`` (:class:`ServiceProcess`), ``gwms logs index``
+(:func:`run_logs_index`) and ``gwms logs serve`` (:func:`logs_serve`) as real processes
+for integration tests."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LISTEN_RE = re.compile(r"listening on (\S+)")
+MONITOR_LISTEN_RE = re.compile(r"gwms monitor listening on (\S+)")
 
 
 class ServiceProcess:
@@ -54,3 +59,39 @@ class ServiceProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.logf.close()
+
+
+def run_logs_index(source: Path, data: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``gwms logs index --source SOURCE --data DATA`` (at most 2 minutes) and give its
+    exit code and output; the caller checks them."""
+    return subprocess.run(
+        [sys.executable, "-m", "gwms", "logs", "index", "--source", str(source), "--data", str(data)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@contextmanager
+def logs_serve(data: Path, *options: str, env: dict[str, str]) -> Iterator[str]:
+    """Run ``gwms logs serve --data DATA --port 0 OPTIONS`` as a child and give the URL its
+    first line announces; afterwards SIGTERM it and check that it exited with 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gwms", "logs", "serve", "--data", str(data), "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = MONITOR_LISTEN_RE.search(line)
+        assert m, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+        yield m.group(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+        assert code == 0, f"gwms logs serve exited with {code}"

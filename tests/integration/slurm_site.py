@@ -3,15 +3,14 @@
 ``ensure_slurm_site()`` uses a site that is already up (CI's ``.ci/run`` starts it before
 ``make test``), else starts one with ``up.sh`` (needs root; installs slurm-wlm and munge
 with apt-get when missing) and reports that it did, so the caller stops it afterwards
-with ``stop_slurm_site()``. Other test modules that need Slurm use the ``slurm_site``
-fixture pattern below::
+with ``stop_slurm_site()``. Test modules that need Slurm import the module-scoped
+``slurm_site`` fixture, which does just that::
 
-    @pytest.fixture(scope="module")
-    def slurm_site():
-        started = ensure_slurm_site()
-        yield
-        if started:
-            stop_slurm_site()
+    from slurm_site import slurm_site_fixture  # noqa: F401  (the slurm_site fixture)
+
+    def test_x(slurm_site: None) -> None: ...
+
+:func:`squeue` and :func:`scancel_ours` see and clean up a test's own jobs by job name prefix.
 """
 
 from __future__ import annotations
@@ -20,7 +19,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 SITE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "test-sites" / "slurm"
 PARTITION = "debug"
@@ -78,3 +80,30 @@ def stop_slurm_site(timeout: float = 90.0) -> None:
     subprocess.run(
         ["bash", str(SITE_DIR / "down.sh")], check=False, capture_output=True, timeout=timeout
     )
+
+
+@pytest.fixture(scope="module", name="slurm_site")
+def slurm_site_fixture() -> Iterator[None]:
+    """A running test site for the module; stopped afterwards if this fixture started it."""
+    started = ensure_slurm_site()
+    yield
+    if started:
+        stop_slurm_site()
+
+
+def squeue(prefix: str) -> dict[str, str]:
+    """Job id -> state of our jobs (by job name prefix) that Slurm still lists as queued or running."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T"], capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        job_id, name, state = (line.split("|") + ["", "", ""])[:3]
+        if name.startswith(prefix) and state not in ("COMPLETED", "CANCELLED", "FAILED"):
+            jobs[job_id] = state
+    return jobs
+
+
+def scancel_ours(prefix: str) -> None:
+    """Cancel whatever the test leaves behind (by job name prefix; never other people's jobs)."""
+    for job_id in squeue(prefix):
+        subprocess.run(["scancel", job_id], capture_output=True, timeout=30, check=False)

@@ -11,7 +11,6 @@ a failure says what the pilots' states were with the tail of their ``.err``.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,12 @@ from pathlib import Path
 import pytest
 from factory_fixtures import Wms, start_wms
 from factory_pool import Chain, UserPool, glidein_entry, start_chain, start_user_pool
-from slurm_site import PARTITION, ensure_slurm_site, stop_slurm_site
+from slurm_site import (
+    PARTITION,
+    scancel_ours,
+    slurm_site_fixture,  # noqa: F401  (the slurm_site fixture)
+    squeue,
+)
 
 from gwms.factory.states import PilotState
 from gwms.frontend.classify import classify_slot
@@ -27,32 +31,6 @@ from gwms.monitor.outfile import parse_out
 from gwms.monitor.sections import split_err
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def slurm_site() -> Iterator[None]:
-    started = ensure_slurm_site()
-    yield
-    if started:
-        stop_slurm_site()
-
-
-def squeue(prefix: str) -> dict[str, str]:
-    """Job id -> state of our jobs (by job name prefix) that Slurm still lists as queued or running."""
-    out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T"], capture_output=True, text=True, timeout=30,
-                         check=True).stdout
-    jobs = {}
-    for line in out.splitlines():
-        job_id, name, state = (line.split("|") + ["", "", ""])[:3]
-        if name.startswith(prefix) and state not in ("COMPLETED", "CANCELLED", "FAILED"):
-            jobs[job_id] = state
-    return jobs
-
-
-def scancel_ours(prefix: str) -> None:
-    """Whatever the test leaves behind (by job name; never other people's jobs)."""
-    for job_id in squeue(prefix):
-        subprocess.run(["scancel", job_id], capture_output=True, timeout=30, check=False)
 
 
 @pytest.fixture()

@@ -36,7 +36,12 @@ from typing import Any
 import pytest
 from factory_fixtures import Wms, start_wms, write_fake_glidein
 from factory_pool import Chain, UserPool, glidein_entry, start_chain, start_user_pool
-from slurm_site import PARTITION, ensure_slurm_site, stop_slurm_site
+from slurm_site import (
+    PARTITION,
+    scancel_ours,
+    slurm_site_fixture,  # noqa: F401  (the slurm_site fixture)
+    squeue,
+)
 
 from gwms.embedded.upconfig import MATCH_EXPR
 from gwms.factory.states import PilotState
@@ -70,32 +75,6 @@ JOBS = {
     "beta": ("SlurmSite,Elsewhere", 2, 384),
     "nowhere": ("Nowhere", 1, 128),
 }
-
-
-def squeue(prefix: str) -> dict[str, str]:
-    """Job id -> state of our pilots (by job name prefix) still queued or running in Slurm."""
-    out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T"], capture_output=True, text=True, timeout=30,
-                         check=True).stdout
-    jobs = {}
-    for line in out.splitlines():
-        job_id, name, state = (line.split("|") + ["", "", ""])[:3]
-        if name.startswith(prefix) and state not in ("COMPLETED", "CANCELLED", "FAILED"):
-            jobs[job_id] = state
-    return jobs
-
-
-def scancel_ours(prefix: str) -> None:
-    """Whatever the test leaves behind (by job name; never other people's jobs)."""
-    for job_id in squeue(prefix):
-        subprocess.run(["scancel", job_id], capture_output=True, timeout=30, check=False)
-
-
-@pytest.fixture(scope="module")
-def slurm_site() -> Iterator[None]:
-    started = ensure_slurm_site()
-    yield
-    if started:
-        stop_slurm_site()
 
 
 def frontend_config(wms: Wms, pool: UserPool) -> dict[str, Any]:

@@ -5,31 +5,17 @@ sleeps. The requests go user -> schedd -> the agent's outbound long poll -> back
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pool_fixtures import NegotiatedPool, start_negotiated_pool
+from waiting import wait_until
 
 from gwms.cli import main as climain
-from gwms.net import ServiceError, ServiceServer
-from gwms.pool.clientfile import PoolClientInfo, write_client_file
-from gwms.pool.collector.client import CollectorClient
-from gwms.pool.collector.service import create_collector_app
-from gwms.pool.collector.store import AdStore
-from gwms.pool.negotiator.service import Negotiator, NegotiatorConfig, create_negotiator_app
-from gwms.pool.schedd.client import ScheddClient
-from gwms.pool.schedd.queue import JobQueue
-from gwms.pool.schedd.sandbox import Spool
-from gwms.pool.schedd.service import ScheddLimits, create_schedd_app
+from gwms.net import ServiceError
 from gwms.security import scopes
-from gwms.security.layout import SecurityLayout, ensure_pool_keys
 
 pytestmark = pytest.mark.integration
 
@@ -43,99 +29,9 @@ sleep 60
 """
 
 
-@dataclass
-class Pool:
-    data: Path
-    layout: SecurityLayout
-    collector_url: str
-    schedd_url: str
-    agents: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def schedd(self, user: str = "alice") -> ScheddClient:
-        return ScheddClient(self.schedd_url, token=self.layout.mint_token(user, (scopes.READ, scopes.WRITE)))
-
-    def client_dir(self, user: str, *token_scopes: str) -> Path:
-        """A pool directory with a client.json for ``user`` (what ``--pool`` reads)."""
-        where = self.data / "clients" / user
-        token = self.layout.mint_token(user, token_scopes or (scopes.READ, scopes.WRITE))
-        write_client_file(where, PoolClientInfo(collector=self.collector_url, schedd=self.schedd_url, token=token))
-        return where
-
-    def start_agent(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        token = self.data / f"{name}.token"
-        token.write_text(self.layout.mint_token(f"glidein-{name}", (scopes.READ, scopes.ADVERTISE_STARTD)))
-        work = self.data / "agents" / name
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gwms.glidein.startd", "run", "--collector", self.collector_url,
-             "--token", str(token), "--name", f"{name}@test", "--workdir", str(work / "execute"),
-             "--log-dir", str(work / "log"), "--poll-wait", "1", "--monitor-interval", "0.2",
-             "--schedd-refresh", "1", "--ad-lifetime", "6", "--kill-grace", "1", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(work.parent / f"{name}.stderr", "ab"),  # noqa: SIM115
-        )
-        self.agents.append(proc)
-        return proc
-
-
 @pytest.fixture()
-def pool(tmp_path: Path) -> Iterator[Pool]:
-    data = tmp_path / "pool"
-    (data / "agents").mkdir(parents=True)
-    layout = ensure_pool_keys(data)
-    verifier = layout.verifier()
-    collector = ServiceServer(create_collector_app(AdStore(), verifier, name="test-pool"), service="collector")
-    collector.start()
-    queue = JobQueue.open(data / "schedd" / "queue.db", synchronous="NORMAL")
-    spool = Spool(data / "schedd" / "spool")
-    advertiser = CollectorClient(collector.url, token=layout.mint_token("schedd", [scopes.ADVERTISE_SCHEDD]))
-    urls: dict[str, str] = {}
-
-    def advertise(ad: dict[str, Any]) -> None:
-        ad["ScheddIpAddr"] = urls["schedd"]
-        advertiser.advertise(ad)
-
-    schedd = ServiceServer(
-        create_schedd_app(queue, spool, verifier, name="schedd@test", limits=ScheddLimits(), advertiser=advertise,
-                          advertise_interval=0.5, match_timeout=3.0, claim_timeout=6.0),
-        service="schedd",
-    )
-    urls["schedd"] = schedd.url
-    schedd.start()
-    config = NegotiatorConfig(collector_url=collector.url, name="negotiator@test", interval=0.5, half_life=3600.0,
-                              state_file=data / "negotiator" / "accountant.json", watch_interval=0.2)
-    negotiator = Negotiator(config, token=layout.mint_token("negotiator", [scopes.NEGOTIATOR, scopes.READ]))
-    neg_server = ServiceServer(create_negotiator_app(negotiator, verifier), service="negotiator")
-    negotiator.url = neg_server.url
-    neg_server.start()
-    p = Pool(data, layout, collector.url, schedd.url)
-    try:
-        yield p
-    finally:
-        for proc in p.agents:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGQUIT)
-        for proc in p.agents:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        neg_server.stop()
-        schedd.stop()
-        collector.stop()
-        advertiser.close()
-        queue.close()
-
-
-def wait_until(what: Callable[[], Any], timeout: float = 30.0, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
+def pool(tmp_path: Path) -> Iterator[NegotiatedPool]:
+    yield from start_negotiated_pool(tmp_path / "pool", match_timeout=3.0, claim_timeout=6.0)
 
 
 def gwms(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -150,7 +46,7 @@ def gwms(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, out.out, out.err
 
 
-def test_job_inspection_through_the_schedd_and_the_agent(pool: Pool, tmp_path: Path,
+def test_job_inspection_through_the_schedd_and_the_agent(pool: NegotiatedPool, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     pool.start_agent("worker", "--slots", "1", "--cpus", "1", "--memory", "1000")
     (tmp_path / "job.sh").write_text(JOB)
@@ -170,7 +66,7 @@ def test_job_inspection_through_the_schedd_and_the_agent(pool: Pool, tmp_path: P
                 assert exc.status in (409,), exc  # not running yet
                 return False
 
-        wait_until(started, timeout=40, step=0.3)
+        wait_until(started, timeout=40, interval=0.3)
         job = f"{cluster}.0"
         alice = str(pool.client_dir("alice"))
 
@@ -225,6 +121,6 @@ def test_job_inspection_through_the_schedd_and_the_agent(pool: Pool, tmp_path: P
         assert code == 1 and "409" in err and "is not running (it is idle)" in err
 
         s.act("remove", [job, str(stuck)])
-        wait_until(lambda: not s.query(f"ClusterId == {cluster} && JobStatus == 2"))
+        wait_until(lambda: not s.query(f"ClusterId == {cluster} && JobStatus == 2"), timeout=30)
         code, out, err = gwms(capsys, "job", "ps", job, "--pool", alice)
         assert code == 1 and ("409" in err or "404" in err), err

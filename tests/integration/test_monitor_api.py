@@ -6,9 +6,6 @@ import io
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from service_procs import logs_serve, run_logs_index
 
 from gwms.monitor.anonymize import Anonymizer, KeyRing
 from gwms.monitor.api import create_monitor_app
@@ -364,35 +362,14 @@ def test_gwms_logs_index_and_serve_commands(tmp_path: Path) -> None:
         write_job(src, job)
     data = tmp_path / "data"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "gwms", "logs", "index", "--source", str(src), "--data", str(data)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_logs_index(src, data, env)
     assert done.returncode == 0, done.stderr
     assert "indexed 2 job(s)" in done.stdout and "created anonymization key" in done.stderr
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gwms", "logs", "serve", "--data", str(data), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"gwms monitor listening on (\S+)", line)
-        assert m, line + (proc.stderr.read() if proc.poll() is not None else "")
+    with logs_serve(data, env=env) as url:
         viewer = SecurityLayout(data).mint_token("viewer", [s.READ])
         r = httpx.get(
-            f"{m.group(1)}/v1/search",
+            f"{url}/v1/search",
             params={"q": "condor"},
             headers={"Authorization": f"Bearer {viewer}"},
         )
         assert r.status_code == 200 and r.json()["total"] > 0
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0

@@ -20,87 +20,27 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pool_fixtures import NegotiatedPool, start_negotiated_pool
 
 from gwms.cli import main as climain
-from gwms.net import ServiceError, ServiceServer, SyncServiceClient
+from gwms.net import ServiceError, SyncServiceClient
 from gwms.pool.clientfile import PoolClientInfo, write_client_file
 from gwms.pool.collector.client import CollectorClient
-from gwms.pool.collector.service import create_collector_app
-from gwms.pool.collector.store import AdStore
-from gwms.pool.negotiator.service import Negotiator, NegotiatorConfig, create_negotiator_app
-from gwms.pool.schedd.client import ScheddClient
-from gwms.pool.schedd.queue import JobQueue
-from gwms.pool.schedd.sandbox import Spool
-from gwms.pool.schedd.service import ScheddLimits, create_schedd_app
 from gwms.security import scopes
-from gwms.security.layout import SecurityLayout, ensure_pool_keys
 
 CLAIM_TIMEOUT = 2.0
 MATCH_TIMEOUT = 3.0
 
 
-@dataclass
-class Flow:
-    """A running collector, schedd and negotiator."""
-
-    data: Path
-    layout: SecurityLayout
-    collector_url: str
-    schedd_url: str
-    negotiator_url: str
-    queue: JobQueue
-    negotiator: Negotiator
-
-    def token(self, user: str, *token_scopes: str) -> str:
-        return self.layout.mint_token(user, token_scopes or (scopes.READ, scopes.WRITE))
-
-    def schedd(self, user: str = "alice") -> ScheddClient:
-        return ScheddClient(self.schedd_url, token=self.token(user))
-
-    def identity(self, user: str) -> str:
-        return f"{user}@{self.layout.trust_domain()}"
+#: A running collector, schedd and negotiator.
+Flow = NegotiatedPool
 
 
 @pytest.fixture()
 def flow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Flow]:
     interval = getattr(request, "param", 0.5)  # seconds between negotiation cycles
-    data = tmp_path / "pool"
-    layout = ensure_pool_keys(data)
-    verifier = layout.verifier()
-    collector = ServiceServer(create_collector_app(AdStore(), verifier, name="test-pool"), service="collector")
-    collector.start()
-    queue = JobQueue.open(data / "schedd" / "queue.db", synchronous="NORMAL")
-    spool = Spool(data / "schedd" / "spool")
-    advertiser_client = CollectorClient(collector.url, token=layout.mint_token("schedd", [scopes.ADVERTISE_SCHEDD]))
-    urls: dict[str, str] = {}
-
-    def advertise(ad: dict[str, Any]) -> None:
-        ad["ScheddIpAddr"] = urls["schedd"]
-        advertiser_client.advertise(ad)
-
-    schedd = ServiceServer(
-        create_schedd_app(queue, spool, verifier, name="schedd@test", limits=ScheddLimits(),
-                          advertiser=advertise, advertise_interval=0.5,
-                          match_timeout=MATCH_TIMEOUT, claim_timeout=CLAIM_TIMEOUT),
-        service="schedd",
-    )
-    urls["schedd"] = schedd.url
-    schedd.start()
-    config = NegotiatorConfig(collector_url=collector.url, name="negotiator@test", interval=interval,
-                              half_life=3600.0, state_file=data / "negotiator" / "accountant.json",
-                              watch_interval=0.2)
-    negotiator = Negotiator(config, token=layout.mint_token("negotiator", [scopes.NEGOTIATOR, scopes.READ]))
-    neg_server = ServiceServer(create_negotiator_app(negotiator, verifier), service="negotiator")
-    negotiator.url = neg_server.url
-    neg_server.start()
-    try:
-        yield Flow(data, layout, collector.url, schedd.url, neg_server.url, queue, negotiator)
-    finally:
-        neg_server.stop()
-        schedd.stop()
-        collector.stop()
-        advertiser_client.close()
-        queue.close()
+    yield from start_negotiated_pool(tmp_path / "pool", match_timeout=MATCH_TIMEOUT, claim_timeout=CLAIM_TIMEOUT,
+                                     interval=interval)
 
 
 # --------------------------------------------------------------------------- the fake agent

@@ -7,11 +7,14 @@ run without it starts it here and stops it afterwards). Every wait is bounded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from slurm_site import PARTITION, ensure_slurm_site, stop_slurm_site
+from slurm_site import (
+    PARTITION,
+    slurm_site_fixture,  # noqa: F401  (the slurm_site fixture)
+)
 
 from gwms.factory.backends import BackendContext, BackendError, create_backend
 from gwms.factory.backends.base import PilotSpec, SiteState, SiteStatus
@@ -20,15 +23,6 @@ from gwms.factory.backends.slurm import SlurmBackend, SlurmSettings
 pytestmark = pytest.mark.integration
 
 PILOT = "echo out-$GWMS_TEST_WORD; echo err-$GWMS_TEST_WORD >&2; sleep 2; exit 3"
-
-
-@pytest.fixture(scope="module")
-def slurm_site() -> Iterator[None]:
-    """A running test site for this module."""
-    started = ensure_slurm_site()
-    yield
-    if started:
-        stop_slurm_site()
 
 
 @pytest.fixture()

@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pool_fixtures import NegotiatedPool, start_negotiated_pool
+from waiting import wait_until
 
-from gwms.net import ServiceServer
-from gwms.pool.collector.client import CollectorClient
-from gwms.pool.collector.service import create_collector_app
-from gwms.pool.collector.store import AdStore
 from gwms.pool.negotiator.analyze import analyze_job, render_analysis
-from gwms.pool.negotiator.service import Negotiator, NegotiatorConfig, create_negotiator_app
 from gwms.pool.schedd.client import ScheddClient
-from gwms.pool.schedd.queue import JobQueue
-from gwms.pool.schedd.sandbox import Spool
-from gwms.pool.schedd.service import ScheddLimits, create_schedd_app
-from gwms.security import scopes
-from gwms.security.layout import SecurityLayout, ensure_pool_keys
 
 pytestmark = pytest.mark.integration
 
@@ -41,121 +30,33 @@ CLAIM_TIMEOUT = 3.0
 MATCH_TIMEOUT = 3.0
 
 
-@dataclass
-class Pool:
-    data: Path
-    layout: SecurityLayout
-    collector_url: str
-    schedd_url: str
-    agents: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def schedd(self, user: str = "alice") -> ScheddClient:
-        return ScheddClient(self.schedd_url, token=self.layout.mint_token(user, (scopes.READ, scopes.WRITE)))
-
-    def collector(self) -> CollectorClient:
-        return CollectorClient(self.collector_url, token=self.layout.mint_token("reader", (scopes.READ,)))
-
-    def start_agent(self, name: str, *args: str, gwms_cli: bool = False) -> subprocess.Popen[bytes]:
-        """A startd agent as its own process: ``python -m gwms.glidein.startd run`` (the
-        zipapp's command line) or, with ``gwms_cli``, ``gwms startd run``."""
-        token = self.data / f"{name}.token"
-        token.write_text(self.layout.mint_token(f"glidein-{name}", (scopes.READ, scopes.ADVERTISE_STARTD)))
-        work = self.data / "agents" / name
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *(("gwms", "startd") if gwms_cli else ("gwms.glidein.startd",)), "run",
-             "--collector", self.collector_url,
-             "--token", str(token), "--name", f"{name}@test", "--workdir", str(work / "execute"),
-             "--log-dir", str(work / "log"), "--poll-wait", "1", "--monitor-interval", "0.2",
-             "--schedd-refresh", "1", "--ad-lifetime", "6", "--kill-grace", "1", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(work.parent / f"{name}.stderr", "ab"),  # noqa: SIM115
-        )
-        self.agents.append(proc)
-        return proc
-
-
 @pytest.fixture()
-def pool(tmp_path: Path) -> Iterator[Pool]:
-    data = tmp_path / "pool"
-    (data / "agents").mkdir(parents=True)
-    layout = ensure_pool_keys(data)
-    verifier = layout.verifier()
-    collector = ServiceServer(create_collector_app(AdStore(), verifier, name="test-pool"), service="collector")
-    collector.start()
-    queue = JobQueue.open(data / "schedd" / "queue.db", synchronous="NORMAL")
-    spool = Spool(data / "schedd" / "spool")
-    advertiser = CollectorClient(collector.url, token=layout.mint_token("schedd", [scopes.ADVERTISE_SCHEDD]))
-    urls: dict[str, str] = {}
-
-    def advertise(ad: dict[str, Any]) -> None:
-        ad["ScheddIpAddr"] = urls["schedd"]
-        advertiser.advertise(ad)
-
-    schedd = ServiceServer(
-        create_schedd_app(queue, spool, verifier, name="schedd@test", limits=ScheddLimits(), advertiser=advertise,
-                          advertise_interval=0.5, match_timeout=MATCH_TIMEOUT, claim_timeout=CLAIM_TIMEOUT),
-        service="schedd",
-    )
-    urls["schedd"] = schedd.url
-    schedd.start()
-    config = NegotiatorConfig(collector_url=collector.url, name="negotiator@test", interval=0.5, half_life=3600.0,
-                              state_file=data / "negotiator" / "accountant.json", watch_interval=0.2)
-    negotiator = Negotiator(config, token=layout.mint_token("negotiator", [scopes.NEGOTIATOR, scopes.READ]))
-    neg_server = ServiceServer(create_negotiator_app(negotiator, verifier), service="negotiator")
-    negotiator.url = neg_server.url
-    neg_server.start()
-    p = Pool(data, layout, collector.url, schedd.url)
-    try:
-        yield p
-    finally:
-        for proc in p.agents:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGQUIT)
-        for proc in p.agents:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        neg_server.stop()
-        schedd.stop()
-        collector.stop()
-        advertiser.close()
-        queue.close()
-
-
-def wait_until(what: Callable[[], Any], timeout: float = 30.0, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
+def pool(tmp_path: Path) -> Iterator[NegotiatedPool]:
+    yield from start_negotiated_pool(tmp_path / "pool", match_timeout=MATCH_TIMEOUT, claim_timeout=CLAIM_TIMEOUT)
 
 
 def job_ad(schedd: ScheddClient, cluster: int, proc: int) -> dict[str, Any]:
     return schedd.job(cluster, proc)
 
 
-def submit(pool: Pool, tmp: Path, text: str) -> int:
+def submit(pool: NegotiatedPool, tmp: Path, text: str) -> int:
     with pool.schedd() as s:
         return s.submit_text(textwrap.dedent(text), base_dir=tmp).cluster_id
 
 
-def slots_of(pool: Pool) -> list[dict[str, Any]]:
+def slots_of(pool: NegotiatedPool) -> list[dict[str, Any]]:
     with pool.collector() as c:
         return c.query("Machine")
 
 
-def test_jobs_land_on_allowed_slots(pool: Pool, tmp_path: Path) -> None:
+def test_jobs_land_on_allowed_slots(pool: NegotiatedPool, tmp_path: Path) -> None:
     pool.start_agent("siteA", "--slots", "2", "--cpus", "2", "--memory", "2000", "--disk", "2000000",
                      "--attr", "GLIDEIN_Site=SiteA")
     pool.start_agent("siteB", "--slots", "1", "--cpus", "4", "--memory", "8000", "--disk", "2000000",
                      "--attr", "GLIDEIN_Site=SiteB", gwms_cli=True)
     pool.start_agent("siteC", "--partitionable", "--cpus", "4", "--memory", "4000", "--disk", "4000000",
                      "--attr", "GLIDEIN_Site=SiteC")
-    wait_until(lambda: len(slots_of(pool)) == 4)
+    wait_until(lambda: len(slots_of(pool)) == 4, timeout=30)
     (tmp_path / "job.sh").write_text("#!/bin/sh\necho \"$GLIDEIN_Site $1 $_CONDOR_SLOT\"\necho result-$1 > result.txt\nexit $1\n")
     os.chmod(tmp_path / "job.sh", 0o755)
     on_a = submit(pool, tmp_path, """
@@ -215,7 +116,7 @@ def test_jobs_land_on_allowed_slots(pool: Pool, tmp_path: Path) -> None:
     assert starter_logs, "jobs on the partitionable slot ran in dynamic slots"
 
 
-def test_kill_9_of_an_agent_puts_its_job_back_and_it_completes_elsewhere(pool: Pool, tmp_path: Path) -> None:
+def test_kill_9_of_an_agent_puts_its_job_back_and_it_completes_elsewhere(pool: NegotiatedPool, tmp_path: Path) -> None:
     doomed = pool.start_agent("doomed", "--slots", "1", "--cpus", "1", "--memory", "1000", "--attr", "GLIDEIN_Site=Doomed")
     (tmp_path / "slow_here.sh").write_text(
         "#!/bin/sh\nif [ \"$GLIDEIN_Site\" = Doomed ]; then sleep 120; fi\necho finished on $GLIDEIN_Site\n")
@@ -226,7 +127,8 @@ def test_kill_9_of_an_agent_puts_its_job_back_and_it_completes_elsewhere(pool: P
         queue
     """)
     with pool.schedd() as s:
-        wait_until(lambda: s.job(cluster, 0)["JobStatus"] == 2 and s.job(cluster, 0)["RemoteHost"] == "slot1@doomed@test")
+        wait_until(lambda: s.job(cluster, 0)["JobStatus"] == 2 and s.job(cluster, 0)["RemoteHost"] == "slot1@doomed@test",
+                   timeout=30)
         time.sleep(0.5)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
@@ -238,7 +140,7 @@ def test_kill_9_of_an_agent_puts_its_job_back_and_it_completes_elsewhere(pool: P
         assert any("evict" in str(k) for k in kinds), kinds
 
 
-def test_memory_and_walltime_overruns_are_held(pool: Pool, tmp_path: Path) -> None:
+def test_memory_and_walltime_overruns_are_held(pool: NegotiatedPool, tmp_path: Path) -> None:
     pool.start_agent("small", "--partitionable", "--cpus", "2", "--memory", "2000", "--disk", "2000000",
                      "--vm-factor", "0")
     (tmp_path / "hog.py").write_text(textwrap.dedent("""\

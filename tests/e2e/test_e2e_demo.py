@@ -52,6 +52,9 @@ def test_the_demo_runs_the_examples_and_says_where_to_look(tmp_path: Path) -> No
     for hint in ("Where to look:", "gwms q --pool", "gwms status --pool", "gwms frontend status --data",
                  "gwms factory q --data", "gwms logs search --data", "web UI"):
         assert hint in out, hint
+    # gwms up runs the web UI: its pages, the glidein logs at /logs/ among them
+    m = re.search(r"^  web UI +(http://127\.0\.0\.1:\d+)$", out, re.MULTILINE)
+    assert m and f"{m.group(1)}/pool" in out and f"{m.group(1)}/logs/" in out, out[-3000:]
     assert "gwms is down" in out
     # nothing of it is left running: no service, no glidein
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, str(data))]

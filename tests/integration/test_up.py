@@ -47,7 +47,8 @@ def wait_down(proc: subprocess.Popen[str]) -> str:
 
 
 def child_pids(data: Path) -> dict[str, int]:
-    """The service pids, from the processes whose command line names this data dir."""
+    """The service pids, from the processes whose command line names this data dir (or,
+    for the log server and indexer, its ``monitor/``)."""
     pids = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -57,8 +58,12 @@ def child_pids(data: Path) -> dict[str, int]:
         except OSError:
             continue
         words = [c.decode(errors="replace") for c in cmd]
-        if "--data" in words and str(data) in words and "run" in words:
+        if "--data" not in words:
+            continue
+        if str(data) in words and "run" in words:
             pids[words[words.index("run") - 1]] = int(entry.name)
+        elif str(data / "monitor") in words and "logs" in words:
+            pids[{"serve": "logs", "index": "indexer"}[words[words.index("logs") + 1]]] = int(entry.name)
     return pids
 
 
@@ -86,11 +91,15 @@ def test_up_submit_crash_down_resume(tmp_path: Path) -> None:
             pytest.fail(f"schedd ad never showed 5 idle jobs: {st}")
         # kill -9 the schedd: the supervisor restarts it and the queue is intact
         pids = child_pids(data)
-        assert set(pids) >= {"collector", "schedd", "negotiator", "factory", "frontend"}, pids
+        assert set(pids) == {"collector", "schedd", "negotiator", "factory", "frontend", "web", "logs",
+                             "indexer"}, pids
         # up.json: the ports kept for the next start, and the URLs
         state = json.loads((data / "up.json").read_text())
-        assert set(state["ports"]) >= {"collector", "wms", "schedd", "negotiator", "factory", "frontend", "web"}
+        assert set(state["ports"]) == {"collector", "wms", "schedd", "negotiator", "factory", "logs", "frontend",
+                                       "web"}
         assert state["urls"]["factory"] == f"http://127.0.0.1:{state['ports']['factory']}"
+        assert client["web"] == state["urls"]["web"] == f"http://127.0.0.1:{state['ports']['web']}"
+        first_ports = state["ports"]
         os.kill(pids["schedd"], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -115,6 +124,10 @@ def test_up_submit_crash_down_resume(tmp_path: Path) -> None:
     try:
         q = gwms("q", cwd=tmp_path).stdout
         assert "Total for query: 5 jobs" in q
+        # the same ports, so the web UI's URL is the one printed before
+        assert json.loads((data / "up.json").read_text())["ports"] == first_ports
+        # the metrics' history is kept on disk across restarts
+        assert {"schedd.sqlite", "factory.sqlite", "web.sqlite"} <= {p.name for p in (data / "history").iterdir()}
         # the frontend saw them and asked no entry for glideins: none can run them
         status = json.loads(gwms("frontend", "status", "-json", cwd=tmp_path).stdout)
         entries = status["groups"]["main"]["entries"]
@@ -144,7 +157,8 @@ def test_up_config_overrides_the_generated_configs(tmp_path: Path) -> None:
                 break
         text = "".join(lines)
         assert "gwms is up" in text, text
-        for title in ("user pool collector", "WMS collector", "schedd", "negotiator", "factory", "frontend"):
+        for title in ("web UI", "user pool collector", "WMS collector", "schedd", "negotiator", "factory",
+                      "frontend", "log server"):
             assert re.search(rf"^  {title} +http://127\.0\.0\.1:\d+$", text, re.MULTILINE), (title, text)
         import yaml
 

@@ -61,8 +61,9 @@ def test_run_dirs_are_fresh_copies_of_the_examples(tmp_path: Path) -> None:
 
 def test_where_to_look_names_the_commands_and_the_web_ui(tmp_path: Path) -> None:
     lines = "\n".join(where_to_look(tmp_path, {"web": "http://127.0.0.1:9"}, tmp_path / "demo" / "run-1", True))
-    for text in ("http://127.0.0.1:9", "gwms q --pool", "gwms status --pool", "gwms frontend status --data",
+    for text in ("http://127.0.0.1:9/pool", "http://127.0.0.1:9/factory", "http://127.0.0.1:9/frontend",
+                 "http://127.0.0.1:9/logs/", "admin.token", "gwms q --pool", "gwms status --pool", "gwms frontend status --data",
                  "gwms factory q --data", "gwms logs search --data", "run-1"):
         assert text in lines
     lines = "\n".join(where_to_look(tmp_path, {}, tmp_path, False))
-    assert "web UI" in lines and "gwms logs index --source" in lines
+    assert "web UI" in lines and "gwms web run --data" in lines and "gwms logs index --source" in lines

@@ -24,8 +24,10 @@ def up(data: Path, host: str, tls: bool, config: Path | None) -> None:
 
     Starts, on 127.0.0.1, the user pool's collector, a WMS collector, a schedd, a
     negotiator, a factory with three local entries (siteA: 1 CPU / 2 GB, siteB: 2 CPUs /
-    4 GB partitionable, siteC: 4 CPUs / 8 GB partitionable) and a frontend with one
-    group, as separate processes, restarting any that dies. Creates keys, TLS material
+    4 GB partitionable, siteC: 4 CPUs / 8 GB partitionable), the log server the glideins
+    push their logs to and the log indexer (DIR/monitor), a frontend with one group, and
+    the web UI (dashboards at /pool, /factory, /frontend; glidein logs at /logs/), as
+    separate processes, restarting any that dies. Creates keys, TLS material
     and tokens on first start, writes the factory's and frontend's configs
     (DIR/factory/factory.yaml, DIR/frontend/frontend.yaml; --config overrides them) and
     DIR/client.json, so `gwms submit`, `gwms q` and `gwms status` work from the

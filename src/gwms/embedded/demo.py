@@ -9,7 +9,7 @@
    and their slots in the user pool;
 4. when every job has left the queue, fetches the outputs into the run directory, checks
    that each finished job exited 0, indexes the glideins' logs for ``gwms logs search``,
-   and prints where to look (the web UI when running, the commands to try);
+   and prints where to look (the web UI's pages, the commands to try);
 5. leaves the system running until Ctrl-C (``exit_when_done``: stops it at once).
 
 The progress is read with the same clients the commands use: the schedd (queue and
@@ -457,10 +457,18 @@ def where_to_look(data: Path, urls: dict[str, str], run_dir: Path, indexed: bool
     """The closing lines: the web UI and the commands to try, aligned."""
     pool = "" if data.resolve() == (Path.cwd() / "gwms-data").resolve() else f" --pool {_rel(data)}"
     dopt = "" if not pool else f" --data {_rel(data)}"
-    web = urls.get("web") or "(not started: `gwms web run` is not part of this gwms up yet)"
+    web = urls.get("web")
     monitor = _rel(data / "monitor")
+    if web:
+        web_rows = [
+            ("web UI", web),
+            ("  dashboards", f"{web}/pool  {web}/factory  {web}/frontend"),
+            ("  glidein logs", f"{web}/logs/ (sign in with the token in {_rel(data / 'tokens' / 'admin.token')})"),
+        ]
+    else:
+        web_rows = [("web UI", f"(not running: start it with `gwms web run --data {_rel(data)}`)")]
     rows = [
-        ("web UI", web),
+        *web_rows,
         ("job outputs", f"{_rel(run_dir)}/"),
         ("service logs", f"{_rel(data / 'logs')}/"),
         (f"gwms q{pool}", "the queue; finished jobs: gwms history" + pool),

@@ -3,7 +3,9 @@
 Each service is a separate ``gwms <service> run`` process, so one can be killed (even with
 ``kill -9``) and restarted without touching the others, as on a multi-host deployment.
 A child announces itself with one line ``gwms <service> listening on <url>`` on stdout;
-the supervisor waits for that line before starting the services that depend on it.
+the supervisor waits for that line before starting the services that depend on it. A
+child that serves nothing (``announces=False``, e.g. the log indexer) counts as started
+once it is still alive after a short settling time.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class ServiceSpec:
     log_file: Path
     env: dict[str, str] | None = None
     start_timeout: float = 30.0
+    #: False for a service without a URL: started when still alive after ``settle`` s
+    announces: bool = True
+    settle: float = 1.0
 
 
 def restart_delay(failures_in_a_row: int, *, base: float = 0.5, cap: float = 30.0) -> float:
@@ -113,6 +118,14 @@ class Supervisor:
 
         child._reader = threading.Thread(target=pump, name=f"log-{spec.name}", daemon=True)
         child._reader.start()
+        if not spec.announces:
+            try:
+                rc = proc.wait(spec.settle)
+            except subprocess.TimeoutExpired:
+                self._on_event(f"{spec.name} running (pid {proc.pid})")
+                return
+            raise ServiceStartError(f"{spec.name} exited with code {rc}; last lines of {spec.log_file}:\n"
+                                    f"{_tail(spec.log_file)}")
         if not announced.wait(spec.start_timeout) or child.url is None:
             rc = proc.poll()
             self._kill(proc)

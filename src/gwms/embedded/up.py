@@ -6,6 +6,9 @@ certificate, admin token), picks free ports on 127.0.0.1 and records them in
 ``gwms <service> run`` process (see :mod:`gwms.embedded.supervisor`); a service that dies
 is restarted. The client file ``DIR/client.json`` lets ``gwms submit/q/status`` work from
 the directory that holds DIR. A second ``gwms up`` on the same DIR resumes the queue.
+Besides the pool, factory and frontend it runs the log monitor (``logs``: the push
+endpoint for the glideins, ``indexer``: ``gwms logs index --follow`` into ``DIR/monitor``)
+and the web UI (``web``: dashboards, and the monitor's pages at ``/logs/``).
 
 Later parts of the system add their services to :func:`plan_services`.
 """
@@ -39,8 +42,11 @@ from gwms.security.layout import init_security
 
 STATE_FILE = "up.json"
 PID_FILE = "up.pid"
-#: The services, in start order; each gets a port kept in ``DIR/up.json``.
-SERVICES = ("collector", "wms", "schedd", "negotiator", "factory", "frontend", "web")
+#: The services that listen, in start order; each gets a port kept in ``DIR/up.json``.
+#: (``logs`` is the log server glideins push to; the log indexer listens on nothing.)
+SERVICES = ("collector", "wms", "schedd", "negotiator", "factory", "logs", "frontend", "web")
+#: Seconds between the log indexer's passes over the factory's and the pushed logs.
+INDEX_INTERVAL = 5.0
 #: Seconds between negotiation cycles in the embedded pool (new work also starts one early).
 NEGOTIATOR_INTERVAL = 1.0
 #: Seconds a match waits for its slot's agent to claim it. A live agent claims within a
@@ -128,6 +134,7 @@ SERVICE_TITLES = {
     "negotiator": "negotiator",
     "factory": "factory",
     "frontend": "frontend",
+    "logs": "log server",
 }
 
 
@@ -155,6 +162,44 @@ def check_not_running(pid_file: Path) -> None:
                          hint=f"stop it with `gwms down --data {pid_file.parent}`")
 
 
+def monitor_dir(data: Path) -> Path:
+    """The log monitor's data directory (index, archive, pushed logs) of ``gwms up``."""
+    return data / "monitor"
+
+
+def factory_log_dir(data: Path) -> Path:
+    """The embedded factory's glidein log tree (``client/user_*/glidein_*/entry_*``)."""
+    return data / "factory" / "logs"
+
+
+def log_push_url(opts: UpOptions, ports: dict[str, int]) -> str:
+    """Where the embedded factory's glideins push their logs: the log server's
+    ``/v1/push`` (its port is known before it starts, so the factory can be told first)."""
+    scheme = "https" if opts.tls else "http"
+    return f"{scheme}://{opts.host}:{ports['logs']}/v1/push"
+
+
+def push_options(data: Path, push_url: str) -> list[str]:
+    """The log server's ``--push-key``/``--push-url``: the factory's public keys (it writes
+    them before it announces itself when its config has a ``log_server``). None when the
+    factory wrote none (an override removed ``log_server`` or moved ``key_dir``): then
+    the log server serves the pages only."""
+    from gwms.security.logtoken import PUBLIC_KEY_SUFFIX
+
+    keys = data / "factory" / "keys"
+    if not any(keys.glob(f"*{PUBLIC_KEY_SUFFIX}")):
+        return []
+    return ["--push-key", str(keys), "--push-url", push_url]
+
+
+def history_env(data: Path) -> dict[str, str]:
+    """The services keep their metrics' history in ``DIR/history`` (so the web UI's charts
+    survive restarts), unless ``$GWMS_HISTORY_DIR`` already names a directory."""
+    from gwms.net.timeseries import DIR_ENV
+
+    return {DIR_ENV: os.environ.get(DIR_ENV, "").strip() or str(data / "history")}
+
+
 def gwms_argv(*args: str) -> list[str]:
     """The command line that runs ``gwms`` with this same Python."""
     return [sys.executable, "-m", "gwms", *args]
@@ -165,61 +210,88 @@ def plan_services(opts: UpOptions, ports: dict[str, int], urls: dict[str, str],
     """The services to start, in order; each spec is made when its turn comes (it may
     need the URLs of those started before it). The factory's and the frontend's configs
     are generated then (``DIR/factory/factory.yaml``, ``DIR/frontend/frontend.yaml``),
-    with the ``--config`` overrides merged in."""
+    with the ``--config`` overrides merged in.
+
+    The log monitor has three parts: ``logs`` (``gwms logs serve``: the push endpoint the
+    factory's glideins send their logs to, verified with the factory's public key, which
+    the factory writes before it announces itself), ``indexer`` (``gwms logs index
+    --follow`` over the factory's log tree and the pushed logs) and the pages, mounted at
+    ``/logs/`` of ``web``; all three share ``DIR/monitor``."""
     from gwms.security.layout import SecurityLayout
 
     data = str(opts.data)
     logs = opts.data / "logs"
+    monitor = str(monitor_dir(opts.data))
     tls = ["--tls"] if opts.tls else []
     overrides = overrides or UpConfig()
+    env = history_env(opts.data)
+    push_url = log_push_url(opts, ports)
 
     def domain() -> str:
         return SecurityLayout(opts.data).trust_domain()
+
+    def ca_file() -> str | None:
+        return str(SecurityLayout(opts.data).ca_cert_path) if opts.tls else None
+
+    def indexer() -> ServiceSpec:
+        source = factory_log_dir(opts.data)
+        (source / "client").mkdir(parents=True, exist_ok=True)  # the indexer reads client/
+        return ServiceSpec(
+            "indexer",
+            gwms_argv("logs", "index", "--source", str(source), "--data", monitor, "--follow",
+                      "--interval", f"{INDEX_INTERVAL:g}"),
+            logs / "indexer.log", env=env, announces=False)
 
     return [
         ("collector", lambda: ServiceSpec(
             "collector",
             gwms_argv("collector", "run", "--data", data, "--host", opts.host,
                       "--port", str(ports["collector"]), "--name", "user-pool", *tls),
-            logs / "collector.log")),
+            logs / "collector.log", env=env)),
         ("wms", lambda: ServiceSpec(
             "wms",
             gwms_argv("collector", "run", "--data", data, "--host", opts.host,
                       "--port", str(ports["wms"]), "--name", "wms", *tls),
-            logs / "wms-collector.log")),
+            logs / "wms-collector.log", env=env)),
         ("schedd", lambda: ServiceSpec(
             "schedd",
             gwms_argv("schedd", "run", "--data", data, "--host", opts.host, "--port", str(ports["schedd"]),
                       "--collector", urls["collector"], "--advertise-interval", "10",
                       "--match-timeout", f"{SCHEDD_MATCH_TIMEOUT:g}", *tls),
-            logs / "schedd.log")),
+            logs / "schedd.log", env=env)),
         ("negotiator", lambda: ServiceSpec(
             "negotiator",
             gwms_argv("negotiator", "run", "--data", data, "--host", opts.host,
                       "--port", str(ports["negotiator"]), "--collector", urls["collector"],
                       "--interval", f"{NEGOTIATOR_INTERVAL:g}", *tls),
-            logs / "negotiator.log")),
+            logs / "negotiator.log", env=env)),
         ("factory", lambda: ServiceSpec(
             "factory",
             gwms_argv("factory", "run",
-                      "--config", str(write_factory_config(opts.data, urls, domain(), overrides.factory)),
+                      "--config", str(write_factory_config(opts.data, urls, domain(), overrides.factory,
+                                                           log_push_url=push_url, log_ca_file=ca_file())),
                       "--data", data, "--host", opts.host, "--port", str(ports["factory"]), *tls),
-            logs / "factory.log")),
+            logs / "factory.log", env=env)),
+        ("logs", lambda: ServiceSpec(
+            "logs",
+            gwms_argv("logs", "serve", "--data", monitor, "--security", data, "--host", opts.host,
+                      "--port", str(ports["logs"]), *push_options(opts.data, push_url), *tls),
+            logs / "logs.log", env=env)),
+        ("indexer", indexer),
         ("frontend", lambda: ServiceSpec(
             "frontend",
             gwms_argv("frontend", "run",
                       "--config", str(write_frontend_config(opts.data, urls, domain(), overrides.frontend)),
                       "--data", data, "--host", opts.host, "--port", str(ports["frontend"]),
                       "--watch-interval", "0.5", *tls),
-            logs / "frontend.log")),
-        # ---- WEB UI: the place for `gwms web run` (written by the web helper, issue 8). ----
-        # Its port is already reserved in up.json as ports["web"]; add here, e.g.:
-        # ("web", lambda: ServiceSpec(
-        #     "web",
-        #     gwms_argv("web", "run", "--data", data, "--host", opts.host, "--port", str(ports["web"]),
-        #               "--collector", urls["collector"], "--wms", urls["wms"], *tls),
-        #     logs / "web.log")),
-        # and `up()` prints urls["web"] as the web UI once it is in `urls`.
+            logs / "frontend.log", env=env)),
+        ("web", lambda: ServiceSpec(
+            "web",
+            gwms_argv("web", "run", "--data", data, "--host", opts.host, "--port", str(ports["web"]),
+                      "--collector", urls["collector"], "--wms", urls["wms"], "--schedd", urls["schedd"],
+                      "--negotiator", urls["negotiator"], "--factory", urls["factory"],
+                      "--frontend", urls["frontend"], "--monitor-data", monitor, *tls),
+            logs / "web.log", env=env)),
     ]
 
 
@@ -244,7 +316,8 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
     # written again with the announced URLs when their services start
     scheme = "https" if opts.tls else "http"
     expected = {name: f"{scheme}://{opts.host}:{port}" for name, port in ports.items()}
-    write_factory_config(data, expected, layout.trust_domain(), overrides.factory)
+    write_factory_config(data, expected, layout.trust_domain(), overrides.factory,
+                         log_push_url=log_push_url(opts, ports))
     write_frontend_config(data, expected, layout.trust_domain(), overrides.frontend)
     pid_file.write_text(f"{os.getpid()}\n")
 
@@ -261,7 +334,9 @@ def up(opts: UpOptions, *, echo: Callable[[str], None] = print, ready: Callable[
         for name, make in plan_services(opts, ports, urls, overrides):
             if stop.is_set():
                 break
-            urls[name] = sup.start(make())
+            url = sup.start(make())
+            if url:  # the indexer has none
+                urls[name] = url
         if not stop.is_set():
             token = layout.mint_token(local_user(), [scopes.READ, scopes.WRITE], lifetime=timedelta(days=30))
             ca = str(layout.ca_cert_path) if opts.tls else None

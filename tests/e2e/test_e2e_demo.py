@@ -21,12 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_make_demo_runs_gwms_demo() -> None:
-    # -n: print the command only; -o: do not (re)install the venv here
-    out = subprocess.run(["make", "-n", "-o", ".venv/.gwms-installed", "demo", "DEMO_EXIT=1", "DEMO_DATA=/tmp/x"],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    # -n: print the command only; -o: do not (re)install the venv here. Under `make test`
+    # the parent make's MAKEFLAGS/MAKELEVEL would add "Entering directory" lines: drop them.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    make = ["make", "--no-print-directory", "-n", "-o", ".venv/.gwms-installed", "demo"]
+    out = subprocess.run([*make, "DEMO_EXIT=1", "DEMO_DATA=/tmp/x"],
+                         cwd=REPO, capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip().endswith("-m gwms demo --data /tmp/x --exit-when-done"), out
-    out = subprocess.run(["make", "-n", "-o", ".venv/.gwms-installed", "demo"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(make, cwd=REPO, capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip().endswith("-m gwms demo --data demo-data"), out
 
 

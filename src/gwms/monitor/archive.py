@@ -25,7 +25,6 @@ import os
 import re
 import sqlite3
 import tarfile
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Literal
 from gwms.errors import GwmsError
 from gwms.monitor.compression import Codec, CodecError, codec_named, default_codec
 from gwms.monitor.index import LogIndex, RetentionEntry
+from gwms.monitor.thread_connections import PerThreadConnections
 
 __all__ = [
     "ARCHIVE_KINDS",
@@ -122,12 +122,11 @@ def pack(
     return ArchiveItem(_check_job_path(job_path), kind, codec.name, codec.compress(buf.getvalue()))
 
 
-@dataclass(frozen=True)
-class Packer:
-    """Packs archives with one codec, by name: what an indexing worker process needs of an
-    :class:`Archive` (which it cannot share), to hand the packed items back."""
+class _PacksArchives:
+    """Mixin: :meth:`pack` with the codec the object packs with (:meth:`_packing_codec`)."""
 
-    codec_name: str
+    def _packing_codec(self) -> Codec:
+        raise NotImplementedError
 
     def pack(
         self,
@@ -136,8 +135,19 @@ class Packer:
         files: Mapping[str, bytes],
         mtimes: Mapping[str, float] | None = None,
     ) -> ArchiveItem:
-        """:func:`pack` with this codec."""
-        return pack(job_path, kind, files, mtimes, codec_named(self.codec_name))
+        """:func:`pack` with this object's codec."""
+        return pack(job_path, kind, files, mtimes, self._packing_codec())
+
+
+@dataclass(frozen=True)
+class Packer(_PacksArchives):
+    """Packs archives with one codec, by name: what an indexing worker process needs of an
+    :class:`Archive` (which it cannot share), to hand the packed items back."""
+
+    codec_name: str
+
+    def _packing_codec(self) -> Codec:
+        return codec_named(self.codec_name)
 
 
 def unpack(item: ArchiveItem) -> dict[str, bytes]:
@@ -170,7 +180,7 @@ CREATE TABLE IF NOT EXISTS archive (
 """
 
 
-class Archive:
+class Archive(_PacksArchives, PerThreadConnections[sqlite3.Connection]):
     """The archive in ``root``/archive.sqlite (see the module docstring).
 
     Args:
@@ -184,12 +194,10 @@ class Archive:
         self.root = Path(root)
         self.path = self.root / "archive.sqlite"
         self.codec = codec or default_codec()
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._all: dict[int, sqlite3.Connection] = {}
+        self._init_connections(sqlite3.Error)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn = self._thread_conn()
         if conn is not None:
             return conn
         self.root.mkdir(parents=True, exist_ok=True)
@@ -205,37 +213,10 @@ class Archive:
             conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise ArchiveError(f"cannot open the archive {self.path}: {exc}") from None
-        self._local.conn = conn
-        with self._lock:
-            alive = {t.ident for t in threading.enumerate()}
-            for ident in [i for i in self._all if i not in alive]:
-                try:
-                    self._all.pop(ident).close()
-                except sqlite3.Error:
-                    pass
-            self._all[threading.get_ident()] = conn
-        return conn
+        return self._adopt_conn(conn)
 
-    def close(self) -> None:
-        """Close every connection this object opened."""
-        with self._lock:
-            conns, self._all = list(self._all.values()), {}
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
-
-    def pack(
-        self,
-        job_path: str,
-        kind: ArchiveKind,
-        files: Mapping[str, bytes],
-        mtimes: Mapping[str, float] | None = None,
-    ) -> ArchiveItem:
-        """:func:`pack` with this archive's codec."""
-        return pack(job_path, kind, files, mtimes, self.codec)
+    def _packing_codec(self) -> Codec:
+        return self.codec
 
     def put(self, items: Sequence[ArchiveItem]) -> None:
         """Store (or replace) archives, all in one transaction."""

@@ -33,44 +33,50 @@ over the rows and texts the store returns, as for SQLite.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any, Self
+from collections.abc import Sequence
+from typing import Any
 
-from gwms.monitor.compression import Codec, codec_named, default_codec
+from gwms.monitor.compression import Codec, default_codec
 from gwms.monitor.index import (
     MAX_ORDINAL,
     MAX_SEQ,
     SECTION_BITS,
     SEQ_BITS,
     TIME_SHIFT,
-    Checkpoint,
-    FileState,
     IndexRow,
     JobInfo,
     JobRecord,
-    JobRow,
     LogIndexError,
-    RetentionEntry,
-    SectionInfo,
     job_id_range,
     make_job_id,
-    section_id,
 )
-
-# The row shapes are the SQLite index's (same columns, same order): shared on purpose.
-from gwms.monitor.index_sqlite import (
-    _BOOL_FIELDS,
-    _INFO_FIELDS,
-    _JOB_COLS,
-    _SECTION_COLS,
-    _job_from_row,
-    _section_from_row,
+from gwms.monitor.index_rows import (
+    INFO_FIELDS,
+    JOB_COLS,
+    JOB_SELECT,
+    SECTION_COLS,
+    SECTION_SELECT,
+    TEXT_COLS,
+    assign_ids,
+    batch_rows,
+    decode_text,
+    distinct_paths,
+    epochs_needing_ids,
+    index_row,
 )
-from gwms.monitor.search import JobRef, Order, SearchQuery, Term, count_lines
+from gwms.monitor.index_sql import (
+    JOB_INDEXES,
+    SqlLogIndex,
+    job_conditions,
+    section_name_condition,
+    section_of_jobs,
+    sql_order,
+    where_sql,
+)
+from gwms.monitor.search import Order, SearchQuery, Term
+from gwms.monitor.thread_connections import PerThreadConnections
 
 __all__ = [
     "PART_OVERLAP",
@@ -160,24 +166,9 @@ CREATE TABLE IF NOT EXISTS section_fts (
 );
 """
 
-_INDEXES = """
-CREATE INDEX IF NOT EXISTS section_fts_tsv ON section_fts USING gin (tsv);
-CREATE INDEX IF NOT EXISTS jobs_entry ON jobs(entry);
-CREATE INDEX IF NOT EXISTS jobs_site ON jobs(site);
-CREATE INDEX IF NOT EXISTS jobs_frontend_user ON jobs(frontend_user);
-CREATE INDEX IF NOT EXISTS jobs_client_group ON jobs(client_group);
-CREATE INDEX IF NOT EXISTS jobs_client_name ON jobs(client_name);
-CREATE INDEX IF NOT EXISTS jobs_host ON jobs(host);
-CREATE INDEX IF NOT EXISTS jobs_uuid ON jobs(glidein_uuid);
-CREATE INDEX IF NOT EXISTS jobs_cluster ON jobs(cluster, proc);
-CREATE INDEX IF NOT EXISTS jobs_exit ON jobs(exit_code);
-CREATE INDEX IF NOT EXISTS jobs_problems ON jobs(problem_count) WHERE problem_count > 0;
-CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(finished) WHERE finished = 0;
-CREATE INDEX IF NOT EXISTS sections_name ON sections(name);
-"""
-
-_JOB_SELECT = ", ".join(f"j.{c}" for c in _JOB_COLS)
-_SECTION_SELECT = ", ".join(f"s.{c}" for c in _SECTION_COLS)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS section_fts_tsv ON section_fts USING gin (tsv);" + JOB_INDEXES
+)
 
 
 # ----------------------------------------------------------------------------------
@@ -265,6 +256,28 @@ def _display_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+class _PostgresDialect:
+    """PostgreSQL's value lists (``= ANY(%s)``, one array parameter) and globs (as a
+    regex, :func:`glob_to_regex`): a :class:`~gwms.monitor.index_sql.SqlDialect`."""
+
+    mark = "%s"
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column = ANY(%s)``."""
+        return f"{column} = ANY(%s)", [list(values)]
+
+    def none_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``NOT (column = ANY(%s))``."""
+        return f"NOT ({column} = ANY(%s))", [list(values)]
+
+    def glob(self, column: str, pattern: str) -> tuple[str, list[Any]]:
+        """``column ~ %s`` with the glob as a regex."""
+        return f"{column} ~ %s", [glob_to_regex(pattern)]
+
+
+_DIALECT = _PostgresDialect()
+
+
 class _Plan:
     """The FROM and WHERE of one search (rows are sections when texts are searched).
 
@@ -278,10 +291,9 @@ class _Plan:
         self.sections = query.has_text or bool(query.sections)
         self.key = "s.id" if self.sections else "j.id"
         self.shift = TIME_SHIFT if self.sections else SEQ_BITS
+        self.job_driven = False  # the key table always drives (see the class docstring)
         clauses: list[str] = []  # on the key table
         params: list[Any] = []
-        jclauses: list[str] = []  # on jobs
-        jparams: list[Any] = []
         if query.text is not None:
 
             def has(term: Term) -> str:
@@ -298,50 +310,10 @@ class _Plan:
             for t in query.text.excluded:
                 clauses.append("NOT " + has(t))
         if self.sections and query.sections:
-            parts = []
-            for name in query.sections:
-                if any(ch in name for ch in "*?["):
-                    parts.append("s.name ~ %s")
-                    params.append(glob_to_regex(name))
-                else:
-                    parts.append("s.name = %s")
-                    params.append(name)
-            clauses.append("(" + " OR ".join(parts) + ")")
-        for column, values in (
-            ("j.entry", query.entries),
-            ("j.site", query.sites),
-            ("j.frontend_user", query.frontend_users),
-            ("j.client_group", query.groups),
-            ("j.client_name", query.clients),
-            ("j.host", query.hosts),
-            ("j.glidein_uuid", query.uuids),
-        ):
-            if values:
-                jclauses.append(f"{column} = ANY(%s)")
-                jparams.append(list(values))
-        if query.jobs:
-            parts = []
-            for ref in query.jobs:
-                if ref.proc is None:
-                    parts.append("j.cluster = %s")
-                    jparams.append(ref.cluster)
-                else:
-                    parts.append("(j.cluster = %s AND j.proc = %s)")
-                    jparams += [ref.cluster, ref.proc]
-            jclauses.append("(" + " OR ".join(parts) + ")")
-        if query.exit is not None:
-            codes = list(query.exit.codes)
-            if query.exit.negate:
-                jclauses.append("j.exit_code IS NOT NULL AND NOT (j.exit_code = ANY(%s))")
-            else:
-                jclauses.append("j.exit_code = ANY(%s)")
-            jparams.append(codes)
-        if query.finished is not None:
-            jclauses.append("j.finished = 1" if query.finished else "j.finished = 0")
-        if query.problems is not None:
-            jclauses.append("j.problem_count > 0" if query.problems else "j.problem_count = 0")
-        if anonymized_only:
-            jclauses.append("j.anonymized = 1")
+            clause, names_params = section_name_condition(query.sections, _DIALECT)
+            clauses.append(clause)
+            params += names_params
+        jclauses, jparams = job_conditions(query, anonymized_only, _DIALECT)
         if query.time_from is not None or query.time_to is not None:
             lo, hi = job_id_range(query.time_from, query.time_to)
             if self.sections:
@@ -351,40 +323,30 @@ class _Plan:
         if not self.sections:
             clauses, params = jclauses + clauses, jparams + params
         elif jclauses:
-            clauses.append(
-                f"(s.id >> {SECTION_BITS}) IN (SELECT j.id FROM jobs j WHERE "
-                + " AND ".join(jclauses)
-                + ")"
-            )
+            clauses.append(section_of_jobs("s.id", jclauses))
             params += jparams
         self.clauses, self.params = clauses, params
 
-    @property
-    def from_(self) -> str:
-        """The key table: sections, or jobs."""
+    def from_(self, *, rows: bool = False) -> str:
+        """The key table: sections, or jobs (a page joins the rest in :meth:`page_sql`)."""
         return "sections s" if self.sections else "jobs j"
 
     def where(self, extra: Sequence[tuple[str, Sequence[Any]]] = ()) -> tuple[str, list[Any]]:
         """The WHERE clause and its parameters."""
-        clauses = list(self.clauses)
-        params = list(self.params)
-        for clause, values in extra:
-            clauses.append(clause)
-            params += list(values)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        return where_sql(self.clauses, self.params, extra)
 
     def page_sql(self, where: str, direction: str) -> str:
         """A page: the keys in order (``LIMIT %s`` last), with their job (and section)."""
         if self.sections:
             return (
-                f"SELECT s.id, {_SECTION_SELECT}, {_JOB_SELECT} FROM (SELECT * FROM sections s"
+                f"SELECT s.id, {SECTION_SELECT}, {JOB_SELECT} FROM (SELECT * FROM sections s"
                 f"{where} ORDER BY s.id {direction} LIMIT %s) AS s"
                 f" JOIN jobs j ON j.id = (s.id >> {SECTION_BITS}) ORDER BY s.id {direction}"
             )
-        return f"SELECT j.id, {_JOB_SELECT} FROM jobs j{where} ORDER BY j.id {direction} LIMIT %s"
+        return f"SELECT j.id, {JOB_SELECT} FROM jobs j{where} ORDER BY j.id {direction} LIMIT %s"
 
 
-class PostgresIndex:
+class PostgresIndex(SqlLogIndex[_Plan], PerThreadConnections[Any]):
     """The :class:`~gwms.monitor.index.LogIndex` in a PostgreSQL database.
 
     Args:
@@ -392,6 +354,8 @@ class PostgresIndex:
         create: make the tables if missing (else a database without them is an error).
         codec: how section texts are compressed when a record does not bring them so.
     """
+
+    mark = _DIALECT.mark
 
     def __init__(self, url: str, *, create: bool = True, codec: Codec | None = None) -> None:
         try:
@@ -405,9 +369,7 @@ class PostgresIndex:
         self._dsn = url
         self.url = _display_url(url)
         self.codec = codec or default_codec()
-        self._local = threading.local()
-        self._all: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        self._init_connections(psycopg.Error)
         conn = self._conn()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
@@ -433,14 +395,14 @@ class PostgresIndex:
                         " AND attnum > 0 AND NOT attisdropped"
                     )
                 }
-                for name in _INFO_FIELDS:  # columns added since the index was made
+                for name in INFO_FIELDS:  # columns added since the index was made
                     if name not in have:
                         conn.execute(f"ALTER TABLE jobs ADD COLUMN {_info_column_sql(name)}")
             conn.execute(_INDEXES)
 
     # -- connections ---------------------------------------------------------------
     def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+        conn = self._thread_conn()
         if conn is None or conn.closed:
             try:
                 conn = self._psycopg.connect(self._dsn, autocommit=True)
@@ -449,15 +411,7 @@ class PostgresIndex:
                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 )
                 raise LogIndexError(f"cannot open the log index {self.url}: {message}") from None
-            self._local.conn = conn
-            with self._lock:
-                alive = {t.ident for t in threading.enumerate()}
-                for ident in [i for i in self._all if i not in alive]:
-                    try:
-                        self._all.pop(ident).close()
-                    except self._psycopg.Error:
-                        pass
-                self._all[threading.get_ident()] = conn
+            self._adopt_conn(conn)
         return conn
 
     def _schema_version(self, conn: Any) -> int | None:
@@ -467,46 +421,14 @@ class PostgresIndex:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
 
-    def close(self) -> None:
-        """Close every connection this object opened (in any thread)."""
-        with self._lock:
-            conns, self._all = list(self._all.values()), {}
-        for conn in conns:
-            try:
-                conn.close()
-            except self._psycopg.Error:
-                pass
-        self._local = threading.local()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- writing -------------------------------------------------------------------
-    def checkpoints(self) -> dict[str, Checkpoint]:
-        """The checkpoint of every indexed job, by path."""
-        out: dict[str, Checkpoint] = {}
-        rows = self._conn().execute(
-            "SELECT path, out_size, out_mtime_ns, err_size, err_mtime_ns FROM jobs"
-        )
-        for path, osz, omt, esz, emt in rows:
-            out[path] = Checkpoint(
-                FileState(osz, omt) if osz is not None else None,
-                FileState(esz, emt) if esz is not None else None,
-            )
-        return out
-
     def store(self, records: Sequence[JobRecord]) -> list[int]:
         """Insert or replace jobs with their sections, all in one transaction; their ids.
 
         A job keeps its id when it is re-indexed with the same start time. Rows go in
         with ``COPY``; the full text is made by the server from the words of each part.
         """
-        paths = [r.info.path for r in records]
-        if len(set(paths)) != len(paths):
-            raise ValueError("a batch names the same job twice")
+        paths = distinct_paths(records)
         conn = self._conn()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
@@ -523,101 +445,26 @@ class PostgresIndex:
             old_ids = [jid for jid, _e in old.values()]
             self._delete_texts(conn, old_ids)
             conn.execute("DELETE FROM jobs WHERE id = ANY(%s)", (old_ids,))
-        need = sorted(
-            {
-                r.info.sort_epoch
-                for r in records
-                if old.get(r.info.path, (0, None))[1] != r.info.sort_epoch
-            }
-        )
-        next_seq = self._next_seqs(conn, need)
-        ids: list[int] = []
-        for r in records:
-            prior = old.get(r.info.path)
-            if prior is not None and prior[1] == r.info.sort_epoch:
-                ids.append(prior[0])
-                continue
-            epoch = r.info.sort_epoch
-            seq = next_seq[epoch]
-            if seq > MAX_SEQ:
-                raise LogIndexError(f"more than {MAX_SEQ + 1} jobs start at epoch {epoch}")
-            next_seq[epoch] = seq + 1
-            ids.append(make_job_id(epoch, seq))
-        job_rows: list[list[Any]] = []
-        section_rows: list[tuple[Any, ...]] = []
-        text_rows: list[tuple[Any, ...]] = []
+        ids = assign_ids(records, old, self._next_seqs(conn, epochs_needing_ids(records, old)))
+        rows = batch_rows(ids, records, self.codec)
         fts_ids: list[int] = []
         fts_parts: list[int] = []
         fts_words: list[str] = []
-        for job_id, record in zip(ids, records, strict=True):
-            info = record.info
-            problems = list(record.problems)
-            sections = record.sections
-            if len(sections) > MAX_ORDINAL + 1:
-                problems.append(
-                    f"{len(sections)} sections: only the first {MAX_ORDINAL + 1} are indexed"
-                )
-                sections = sections[: MAX_ORDINAL + 1]
-            text_bytes = 0
-            for ordinal, sec in enumerate(sections):
-                sid = section_id(job_id, ordinal)
-                if sec.blob is not None and sec.codec is not None:
-                    blob, codec_name = sec.blob, sec.codec
-                else:
-                    blob, codec_name = (
-                        self.codec.compress(sec.text.encode("utf-8")),
-                        self.codec.name,
-                    )
-                text_bytes += len(blob)
-                section_rows.append(
-                    (
-                        sid,
-                        sec.name,
-                        sec.kind,
-                        count_lines(sec.text),
-                        len(sec.text),
-                        sec.members,
-                        sec.columns,
-                        sec.problem,
-                        1 if sec.truncated else 0,
-                    )
-                )
-                text_rows.append((sid, codec_name, blob))
-                for part, words in enumerate(text_parts(sec.text)):
-                    fts_ids.append(sid)
-                    fts_parts.append(part)
-                    fts_words.append(words)
-            cp = record.checkpoint
-            values: dict[str, Any] = {"id": job_id}
-            for name in _INFO_FIELDS:
-                value = getattr(info, name)
-                values[name] = int(value) if name in _BOOL_FIELDS else value
-            values["problem_count"] = len(problems)
-            values.update(
-                summary=json.dumps(record.summary, separators=(",", ":"), default=str),
-                problems=json.dumps(problems),
-                out_size=cp.out.size if cp.out else None,
-                out_mtime_ns=cp.out.mtime_ns if cp.out else None,
-                err_size=cp.err.size if cp.err else None,
-                err_mtime_ns=cp.err.mtime_ns if cp.err else None,
-                indexed_at=record.indexed_at or time.time(),
-                original_bytes=record.original_bytes,
-                anonymized_bytes=record.anonymized_bytes,
-                text_bytes=text_bytes,
-                pruned_at=None,
-                original_pruned_at=None,
-            )
-            job_rows.append([values[c] for c in _JOB_COLS])
+        for sid, text in rows.searchable:
+            for part, words in enumerate(text_parts(text)):
+                fts_ids.append(sid)
+                fts_parts.append(part)
+                fts_words.append(words)
         cur = conn.cursor()
-        for table, columns, rows in (
-            ("jobs", _JOB_COLS, job_rows),
-            ("sections", _SECTION_COLS, section_rows),
-            ("section_text", ("id", "codec", "body"), text_rows),
+        for table, columns, table_rows in (
+            ("jobs", JOB_COLS, rows.jobs),
+            ("sections", SECTION_COLS, rows.sections),
+            ("section_text", TEXT_COLS, rows.texts),
         ):
-            if not rows:
+            if not table_rows:
                 continue
             with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
+                for row in table_rows:
                     copy.write_row(row)
         if fts_ids:
             conn.execute(
@@ -658,44 +505,6 @@ class PostgresIndex:
                 (list(job_ids),),
             )
 
-    # -- reading jobs --------------------------------------------------------------
-    def _jobs(self, where: str, params: Sequence[Any], limit: int) -> list[JobRow]:
-        rows = self._conn().execute(
-            f"SELECT {_JOB_SELECT} FROM jobs j WHERE {where} ORDER BY j.id DESC LIMIT %s",
-            [*params, limit],
-        )
-        return [_job_from_row(r) for r in rows]
-
-    def job(self, job_id: int) -> JobRow | None:
-        """The job with this id."""
-        found = self._jobs("j.id = %s", [job_id], 1)
-        return found[0] if found else None
-
-    def job_by_path(self, path: str) -> JobRow | None:
-        """The job with this path."""
-        found = self._jobs("j.path = %s", [path], 1)
-        return found[0] if found else None
-
-    def jobs_by_ref(self, ref: JobRef, *, limit: int = 20) -> list[JobRow]:
-        """Jobs with this factory id (``C`` alone: every proc of the cluster), newest first."""
-        if ref.proc is None:
-            return self._jobs("j.cluster = %s", [ref.cluster], limit)
-        return self._jobs("j.cluster = %s AND j.proc = %s", [ref.cluster, ref.proc], limit)
-
-    def jobs_by_uuid(self, uuid: str, *, limit: int = 20) -> list[JobRow]:
-        """Jobs with this glidein uuid (lowercase)."""
-        return self._jobs("j.glidein_uuid = %s", [uuid.lower()], limit)
-
-    def sections(self, job_id: int) -> list[SectionInfo]:
-        """The sections of a job, in file order."""
-        lo = job_id << SECTION_BITS
-        rows = self._conn().execute(
-            f"SELECT {_SECTION_SELECT} FROM sections s WHERE s.id BETWEEN %s AND %s"
-            " ORDER BY s.id DESC",
-            (lo, lo | MAX_ORDINAL),
-        )
-        return [_section_from_row(r) for r in rows]
-
     def section_texts(self, section_ids: Sequence[int]) -> dict[int, str]:
         """The texts of sections, by id (missing ids are left out)."""
         out: dict[int, str] = {}
@@ -705,33 +514,20 @@ class PostgresIndex:
             "SELECT id, codec, body FROM section_text WHERE id = ANY(%s)", (list(section_ids),)
         )
         for sid, codec, body in rows:
-            out[sid] = codec_named(codec).decompress(bytes(body)).decode("utf-8", "replace")
+            out[sid] = decode_text(codec, body)
         return out
 
     # -- searching -----------------------------------------------------------------
-    def _row(self, plan: _Plan, row: Sequence[Any]) -> IndexRow:
-        if plan.sections:
-            section = _section_from_row(row, 1)
-            return IndexRow(row[0], _job_from_row(row, 1 + len(_SECTION_COLS)), section)
-        return IndexRow(row[0], _job_from_row(row, 1))
+    def _plan(self, query: SearchQuery, anonymized_only: bool) -> _Plan:
+        return _Plan(query, anonymized_only)
 
-    def rows(
-        self,
-        query: SearchQuery,
-        *,
-        after: int | None = None,
-        order: Order = "desc",
-        limit: int = 50,
-        anonymized_only: bool = False,
-    ) -> list[IndexRow]:
-        """One page of rows matching ``query`` (its regex excepted), after key ``after``."""
-        plan = _Plan(query, anonymized_only)
-        direction = "DESC" if order == "desc" else "ASC"
-        beyond = "<" if order == "desc" else ">"
+    def _page(self, plan: _Plan, *, after: int | None, order: Order, limit: int) -> list[IndexRow]:
+        """One page of ``plan``'s rows, after key ``after``."""
+        direction, beyond = sql_order(order)
         extra = [(f"{plan.key} {beyond} %s", [after])] if after is not None else []
         where, params = plan.where(extra)
         sql = plan.page_sql(where, direction)
-        return [self._row(plan, r) for r in self._conn().execute(sql, [*params, limit])]
+        return [index_row(plan.sections, r) for r in self._conn().execute(sql, [*params, limit])]
 
     def _run(self, sql: str, params: Sequence[Any], timeout: float | None) -> list[Any] | None:
         """All rows of a statement; None if it ran past ``timeout`` seconds (cancelled)."""
@@ -747,83 +543,14 @@ class PostgresIndex:
         except self._psycopg.errors.QueryCanceled:
             return None
 
-    def count(
-        self,
-        query: SearchQuery,
-        *,
-        cap: int,
-        anonymized_only: bool = False,
-        timeout: float | None = None,
-    ) -> int | None:
-        """How many rows match (at most ``cap``); None if counting takes over ``timeout`` s."""
-        plan = _Plan(query, anonymized_only)
-        where, params = plan.where()
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM {plan.from_}{where} LIMIT %s) AS c"
-        rows = self._run(sql, [*params, cap], timeout)
-        return None if rows is None else int(rows[0][0])
-
-    def time_bounds(
-        self, query: SearchQuery, *, anonymized_only: bool = False
-    ) -> tuple[int, int] | None:
-        """The earliest and latest start epoch among the matching rows."""
-        plan = _Plan(query, anonymized_only)
-        where, params = plan.where()
-        conn = self._conn()
-        ends = []
-        for direction in ("ASC", "DESC"):
-            row = conn.execute(
-                f"SELECT {plan.key} FROM {plan.from_}{where} ORDER BY {plan.key} {direction} LIMIT 1",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            ends.append(row[0] >> plan.shift)
-        return ends[0], ends[1]
-
-    def histogram(
-        self,
-        query: SearchQuery,
-        bucket: int,
-        *,
-        anonymized_only: bool = False,
-        timeout: float | None = None,
-    ) -> dict[int, int] | None:
-        """Matching rows per bucket of start time (``epoch // bucket`` -> count); None if
-        counting takes longer than ``timeout`` seconds."""
-        if bucket < 1:
-            raise ValueError("bucket must be at least one second")
-        plan = _Plan(query, anonymized_only)
-        where, params = plan.where()
-        sql = (
-            f"SELECT ({plan.key} >> {plan.shift}) / %s AS b, count(*) FROM {plan.from_}"
-            f"{where} GROUP BY b"
-        )
-        rows = self._run(sql, [bucket, *params], timeout)
-        return None if rows is None else {int(b): int(n) for b, n in rows}
-
     def explain(self, query: SearchQuery, *, anonymized_only: bool = False) -> list[str]:
         """PostgreSQL's plan for a page of ``query`` (for tuning and tests)."""
-        plan = _Plan(query, anonymized_only)
+        plan = self._plan(query, anonymized_only)
         where, params = plan.where()
         sql = "EXPLAIN " + plan.page_sql(where, "DESC")
         return [str(r[0]) for r in self._conn().execute(sql, [*params, 50])]
 
     # -- retention -----------------------------------------------------------------
-    def retention_entries(self) -> Iterator[RetentionEntry]:
-        """Every job still holding data, oldest first (age: end time, else start time)."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT id, path, coalesce(end_epoch, sort_epoch) AS age, original_bytes,"
-                " anonymized_bytes, text_bytes,"
-                " original_pruned_at IS NULL AND original_bytes > 0, pruned_at IS NULL"
-                " FROM jobs WHERE pruned_at IS NULL ORDER BY age, id"
-            )
-            .fetchall()
-        )
-        for jid, path, age, ob, ab, tb, has_original, has_data in rows:
-            yield RetentionEntry(jid, path, age, ob, ab, tb, bool(has_original), bool(has_data))
-
     def drop_data(self, job_ids: Sequence[int], *, original_only: bool = False) -> None:
         """Record pruned archives; drop the texts of fully pruned jobs (rows stay)."""
         ids = list(job_ids)
@@ -851,25 +578,11 @@ class PostgresIndex:
         """Refresh the planner's statistics (``ANALYZE``; autovacuum does it too, later)."""
         self._conn().execute("ANALYZE jobs, sections, section_fts")
 
-    def stats(self) -> dict[str, Any]:
-        """Counts and sizes: jobs, sections, pruned jobs, bytes archived and stored."""
+    def _database_bytes(self) -> int:
+        """The size of the index's tables with their indexes and TOAST."""
         conn = self._conn()
-        jobs, pruned, ob, ab, tb = conn.execute(
-            "SELECT count(*), count(pruned_at), coalesce(sum(original_bytes), 0),"
-            " coalesce(sum(anonymized_bytes), 0), coalesce(sum(text_bytes), 0) FROM jobs"
-        ).fetchone()
-        sections = conn.execute("SELECT count(*) FROM sections").fetchone()[0]
         (size,) = conn.execute(
             "SELECT coalesce(sum(pg_total_relation_size(c)), 0) FROM unnest("
             "ARRAY['meta', 'jobs', 'sections', 'section_text', 'section_fts']::regclass[]) AS c"
         ).fetchone()
-        return {
-            "url": self.url,
-            "jobs": jobs,
-            "pruned_jobs": pruned,
-            "sections": sections,
-            "original_bytes": int(ob),
-            "anonymized_bytes": int(ab),
-            "text_bytes": int(tb),
-            "database_bytes": int(size),
-        }
+        return int(size)

@@ -24,14 +24,12 @@ API and a ``--follow`` indexer can share a file.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from gwms.monitor.compression import Codec, codec_named, default_codec
 from gwms.monitor.index import (
@@ -40,21 +38,37 @@ from gwms.monitor.index import (
     SECTION_BITS,
     SEQ_BITS,
     TIME_SHIFT,
-    Checkpoint,
-    FileState,
     IndexRow,
-    JobInfo,
     JobRecord,
-    JobRow,
     LogIndexError,
-    RetentionEntry,
-    SectionInfo,
     job_id_range,
     make_job_id,
-    section_id,
     section_id_range,
 )
-from gwms.monitor.search import JobRef, Order, SearchQuery, count_lines
+from gwms.monitor.index_rows import (
+    JOB_COLS,
+    JOB_SELECT,
+    SECTION_COLS,
+    SECTION_SELECT,
+    TEXT_COLS,
+    assign_ids,
+    batch_rows,
+    decode_text,
+    distinct_paths,
+    epochs_needing_ids,
+    index_row,
+)
+from gwms.monitor.index_sql import (
+    JOB_INDEXES,
+    SqlLogIndex,
+    job_conditions,
+    section_name_condition,
+    section_of_jobs,
+    sql_order,
+    where_sql,
+)
+from gwms.monitor.search import Order, SearchQuery
+from gwms.monitor.thread_connections import PerThreadConnections
 
 __all__ = ["SCHEMA_VERSION", "SQLiteIndex"]
 
@@ -131,87 +145,31 @@ CREATE VIRTUAL TABLE IF NOT EXISTS section_fts USING fts5(
 );
 """
 
-# indexes: made with the tables, and on every open (so an index added later appears)
-_INDEXES = """
-CREATE INDEX IF NOT EXISTS jobs_entry ON jobs(entry);
-CREATE INDEX IF NOT EXISTS jobs_site ON jobs(site);
-CREATE INDEX IF NOT EXISTS jobs_frontend_user ON jobs(frontend_user);
-CREATE INDEX IF NOT EXISTS jobs_client_group ON jobs(client_group);
-CREATE INDEX IF NOT EXISTS jobs_client_name ON jobs(client_name);
-CREATE INDEX IF NOT EXISTS jobs_host ON jobs(host);
-CREATE INDEX IF NOT EXISTS jobs_uuid ON jobs(glidein_uuid);
-CREATE INDEX IF NOT EXISTS jobs_cluster ON jobs(cluster, proc);
-CREATE INDEX IF NOT EXISTS jobs_exit ON jobs(exit_code);
-CREATE INDEX IF NOT EXISTS jobs_problems ON jobs(problem_count) WHERE problem_count > 0;
-CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(finished) WHERE finished = 0;
-CREATE INDEX IF NOT EXISTS sections_name ON sections(name);
-"""
 
-# the job columns, in the order of JobInfo's fields (path first)
-_INFO_FIELDS = tuple(JobInfo.__dataclass_fields__)
-_BOOL_FIELDS = frozenset({"finished", "anonymized"})
-_JOB_EXTRA = (
-    "summary",
-    "problems",
-    "out_size",
-    "out_mtime_ns",
-    "err_size",
-    "err_mtime_ns",
-    "indexed_at",
-    "original_bytes",
-    "anonymized_bytes",
-    "text_bytes",
-    "pruned_at",
-    "original_pruned_at",
-)
-_JOB_COLS = ("id", *_INFO_FIELDS, *_JOB_EXTRA)
-_JOB_SELECT = ", ".join(f"j.{c}" for c in _JOB_COLS)
-_SECTION_COLS = (
-    "id",
-    "name",
-    "kind",
-    "lines",
-    "bytes",
-    "members",
-    "columns",
-    "problem",
-    "truncated",
-)
-_SECTION_SELECT = ", ".join(f"s.{c}" for c in _SECTION_COLS)
+class _SQLiteDialect:
+    """SQLite's value lists (``IN (?, ...)``) and globs (``GLOB``): a
+    :class:`~gwms.monitor.index_sql.SqlDialect`."""
+
+    mark = "?"
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column IN (?, ...)``."""
+        return f"{column} IN ({_marks(len(values))})", list(values)
+
+    def none_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column NOT IN (?, ...)``."""
+        return f"{column} NOT IN ({_marks(len(values))})", list(values)
+
+    def glob(self, column: str, pattern: str) -> tuple[str, list[Any]]:
+        """``column GLOB ?``."""
+        return f"{column} GLOB ?", [pattern]
+
+
+_DIALECT = _SQLiteDialect()
 
 
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
-
-
-def _job_from_row(row: Sequence[Any], offset: int = 0) -> JobRow:
-    values = dict(zip(_JOB_COLS, row[offset : offset + len(_JOB_COLS)], strict=True))
-    info_values = {k: values[k] for k in _INFO_FIELDS}
-    for k in _BOOL_FIELDS:
-        info_values[k] = bool(info_values[k])
-    out = (
-        FileState(values["out_size"], values["out_mtime_ns"])
-        if values["out_size"] is not None
-        else None
-    )
-    err = (
-        FileState(values["err_size"], values["err_mtime_ns"])
-        if values["err_size"] is not None
-        else None
-    )
-    return JobRow(
-        id=values["id"],
-        info=JobInfo(**info_values),
-        summary=json.loads(values["summary"]),
-        problems=json.loads(values["problems"]),
-        checkpoint=Checkpoint(out, err),
-        indexed_at=values["indexed_at"],
-        original_bytes=values["original_bytes"],
-        anonymized_bytes=values["anonymized_bytes"],
-        text_bytes=values["text_bytes"],
-        pruned_at=values["pruned_at"],
-        original_pruned_at=values["original_pruned_at"],
-    )
 
 
 _MAX_PARAMS = 30_000  # below SQLite's 32,766 bound parameters per statement
@@ -230,25 +188,6 @@ def _insert_rows(
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         conn.execute(head + ", ".join([row_marks] * len(chunk)), [v for row in chunk for v in row])
-
-
-def _section_from_row(row: Sequence[Any], offset: int = 0) -> SectionInfo:
-    sid, name, kind, lines, size, members, columns, problem, truncated = row[
-        offset : offset + len(_SECTION_COLS)
-    ]
-    return SectionInfo(
-        id=sid,
-        job_id=sid >> SECTION_BITS,
-        ordinal=MAX_ORDINAL - (sid & MAX_ORDINAL),
-        name=name,
-        kind=kind,
-        lines=lines,
-        bytes=size,
-        members=members,
-        columns=columns,
-        problem=problem,
-        truncated=bool(truncated),
-    )
 
 
 class _Plan:
@@ -271,55 +210,16 @@ class _Plan:
         self.job_range: tuple[int, int] | None = None
         if query.time_from is not None or query.time_to is not None:
             self.job_range = job_id_range(query.time_from, query.time_to)
-        jw: list[str] = []
-        jp: list[Any] = []
-        for column, values in (
-            ("j.entry", query.entries),
-            ("j.site", query.sites),
-            ("j.frontend_user", query.frontend_users),
-            ("j.client_group", query.groups),
-            ("j.client_name", query.clients),
-            ("j.host", query.hosts),
-            ("j.glidein_uuid", query.uuids),
-        ):
-            if values:
-                jw.append(f"{column} IN ({_marks(len(values))})")
-                jp += list(values)
-        if query.jobs:
-            parts = []
-            for ref in query.jobs:
-                if ref.proc is None:
-                    parts.append("j.cluster = ?")
-                    jp.append(ref.cluster)
-                else:
-                    parts.append("(j.cluster = ? AND j.proc = ?)")
-                    jp += [ref.cluster, ref.proc]
-            jw.append("(" + " OR ".join(parts) + ")")
-        if query.exit is not None:
-            codes = list(query.exit.codes)
-            if query.exit.negate:
-                jw.append(f"j.exit_code IS NOT NULL AND j.exit_code NOT IN ({_marks(len(codes))})")
-            else:
-                jw.append(f"j.exit_code IN ({_marks(len(codes))})")
-            jp += codes
-        if query.finished is not None:  # literal, so the partial index serves finished = 0
-            jw.append("j.finished = 1" if query.finished else "j.finished = 0")
-        if query.problems is not None:
-            jw.append("j.problem_count > 0" if query.problems else "j.problem_count = 0")
-        if anonymized_only:
-            jw.append("j.anonymized = 1")
-        self.job_where, self.job_params = jw, jp
+        self.job_where, self.job_params = job_conditions(query, anonymized_only, _DIALECT)
         rw: list[str] = []
         rp: list[Any] = []
         if self.fts is not None:
             rw.append("section_fts MATCH ?")
             rp.append(self.fts)
         if self.sections and query.sections:
-            parts = []
-            for name in query.sections:
-                parts.append("s.name GLOB ?" if any(ch in name for ch in "*?[") else "s.name = ?")
-                rp.append(name)
-            rw.append("(" + " OR ".join(parts) + ")")
+            clause, names_params = section_name_condition(query.sections, _DIALECT)
+            rw.append(clause)
+            rp += names_params
         self.row_where, self.row_params = rw, rp
         self.needs_sections = bool(query.sections)
 
@@ -383,19 +283,12 @@ class _Plan:
             if self.job_range is not None:
                 inner.append("j.id BETWEEN ? AND ?")
                 inner_params += list(self.job_range)
-            clauses.append(
-                f"({self.key} >> {SECTION_BITS}) IN (SELECT j.id FROM jobs j WHERE "
-                + " AND ".join(inner)
-                + ")"
-            )
+            clauses.append(section_of_jobs(self.key, inner))
             params += inner_params
         else:
             clauses += self.job_where
             params += self.job_params
-        for clause, values in extra:
-            clauses.append(clause)
-            params += list(values)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        return where_sql(clauses, params, extra)
 
     def jobs_where(self) -> tuple[str, list[Any]]:
         """The conditions on jobs alone (job filters and time range)."""
@@ -404,17 +297,17 @@ class _Plan:
         if self.job_range is not None:
             clauses.append("j.id BETWEEN ? AND ?")
             params += list(self.job_range)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+        return where_sql(clauses, params)
 
     @property
     def select(self) -> str:
         """The columns of a page's rows."""
         if self.sections:
-            return f"SELECT {self.key}, {_SECTION_SELECT}, {_JOB_SELECT}"
-        return f"SELECT {self.key}, {_JOB_SELECT}"
+            return f"SELECT {self.key}, {SECTION_SELECT}, {JOB_SELECT}"
+        return f"SELECT {self.key}, {JOB_SELECT}"
 
 
-class SQLiteIndex:
+class SQLiteIndex(SqlLogIndex[_Plan], PerThreadConnections[sqlite3.Connection]):
     """The :class:`~gwms.monitor.index.LogIndex` in one SQLite file (FTS5 for full text).
 
     Args:
@@ -423,6 +316,7 @@ class SQLiteIndex:
         codec: how section texts are compressed when a record does not bring them so.
     """
 
+    mark = _DIALECT.mark
     #: SQLite VM steps between two checks of a query's deadline.
     progress_steps = 10_000
 
@@ -430,9 +324,7 @@ class SQLiteIndex:
         self.path = Path(path)
         self.url = f"sqlite://{self.path.resolve()}"
         self.codec = codec or default_codec()
-        self._local = threading.local()
-        self._all: dict[int, sqlite3.Connection] = {}  # by thread
-        self._lock = threading.Lock()
+        self._init_connections(sqlite3.Error)
         if not self.path.exists():
             if not create:
                 raise LogIndexError(f"no log index at {self.path}")
@@ -455,7 +347,7 @@ class SQLiteIndex:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             if "source" not in columns:  # an index made before pushed logs existed
                 conn.execute("ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT 'factory'")
-        conn.executescript(_INDEXES)
+        conn.executescript(JOB_INDEXES)
         self._tune_fts(conn)
 
     #: FTS5 settings (stored in the table): ``hashsize``, the bytes of new index data
@@ -476,7 +368,7 @@ class SQLiteIndex:
 
     # -- connections ---------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn = self._thread_conn()
         if conn is None:
             try:
                 conn = sqlite3.connect(
@@ -488,17 +380,7 @@ class SQLiteIndex:
                 conn.execute("PRAGMA cache_size=-65536")
             except sqlite3.Error as exc:
                 raise LogIndexError(f"cannot open the log index {self.path}: {exc}") from None
-            self._local.conn = conn
-            with self._lock:
-                # threads come and go (a writer per pass, a server's pool): close the
-                # connections of the threads that ended
-                alive = {t.ident for t in threading.enumerate()}
-                for ident in [i for i in self._all if i not in alive]:
-                    try:
-                        self._all.pop(ident).close()
-                    except sqlite3.Error:
-                        pass
-                self._all[threading.get_ident()] = conn
+            self._adopt_conn(conn)
         return conn
 
     @staticmethod
@@ -511,37 +393,7 @@ class SQLiteIndex:
             raise LogIndexError(f"not a log index: {exc}") from None
         return int(row[0]) if row else None
 
-    def close(self) -> None:
-        """Close every connection this object opened (in any thread)."""
-        with self._lock:
-            conns, self._all = list(self._all.values()), {}
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- writing -------------------------------------------------------------------
-    def checkpoints(self) -> dict[str, Checkpoint]:
-        """The checkpoint of every indexed job, by path."""
-        out: dict[str, Checkpoint] = {}
-        rows = self._conn().execute(
-            "SELECT path, out_size, out_mtime_ns, err_size, err_mtime_ns FROM jobs"
-        )
-        for path, osz, omt, esz, emt in rows:
-            out[path] = Checkpoint(
-                FileState(osz, omt) if osz is not None else None,
-                FileState(esz, emt) if esz is not None else None,
-            )
-        return out
-
     def store(self, records: Sequence[JobRecord]) -> list[int]:
         """Insert or replace jobs with their sections, all in one transaction; their ids.
 
@@ -564,9 +416,7 @@ class SQLiteIndex:
         return ids
 
     def _store_batch(self, conn: sqlite3.Connection, records: Sequence[JobRecord]) -> list[int]:
-        paths = [r.info.path for r in records]
-        if len(set(paths)) != len(paths):
-            raise ValueError("a batch names the same job twice")
+        paths = distinct_paths(records)
         old: dict[str, tuple[int, int]] = {}
         for i in range(0, len(paths), 900):
             chunk = paths[i : i + 900]
@@ -581,93 +431,14 @@ class SQLiteIndex:
                 chunk = old_ids[i : i + 900]
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({_marks(len(chunk))})", chunk)
         # ids: kept when the start is the same, else the next free one of that second
-        ids: list[int] = []
-        need = sorted(
-            {
-                r.info.sort_epoch
-                for r in records
-                if old.get(r.info.path, (0, None))[1] != r.info.sort_epoch
-            }
-        )
-        next_seq = self._next_seqs(conn, need)
-        for r in records:
-            prior = old.get(r.info.path)
-            if prior is not None and prior[1] == r.info.sort_epoch:
-                ids.append(prior[0])
-                continue
-            epoch = r.info.sort_epoch
-            seq = next_seq[epoch]
-            if seq > MAX_SEQ:
-                raise LogIndexError(f"more than {MAX_SEQ + 1} jobs start at epoch {epoch}")
-            next_seq[epoch] = seq + 1
-            ids.append(make_job_id(epoch, seq))
-        job_rows: list[list[Any]] = []
-        section_rows: list[tuple[Any, ...]] = []
-        text_rows: list[tuple[Any, ...]] = []
-        fts_rows: list[tuple[int, str]] = []
-        for job_id, record in zip(ids, records, strict=True):
-            info = record.info
-            problems = list(record.problems)
-            sections = record.sections
-            if len(sections) > MAX_ORDINAL + 1:
-                problems.append(
-                    f"{len(sections)} sections: only the first {MAX_ORDINAL + 1} are indexed"
-                )
-                sections = sections[: MAX_ORDINAL + 1]
-            text_bytes = 0
-            for ordinal, sec in enumerate(sections):
-                sid = section_id(job_id, ordinal)
-                if sec.blob is not None and sec.codec is not None:
-                    blob, codec_name = sec.blob, sec.codec
-                else:
-                    blob, codec_name = (
-                        self.codec.compress(sec.text.encode("utf-8")),
-                        self.codec.name,
-                    )
-                text_bytes += len(blob)
-                section_rows.append(
-                    (
-                        sid,
-                        sec.name,
-                        sec.kind,
-                        count_lines(sec.text),
-                        len(sec.text),
-                        sec.members,
-                        sec.columns,
-                        sec.problem,
-                        1 if sec.truncated else 0,
-                    )
-                )
-                text_rows.append((sid, codec_name, blob))
-                fts_rows.append((sid, sec.text))
-            cp = record.checkpoint
-            values: dict[str, Any] = {"id": job_id}
-            for name in _INFO_FIELDS:
-                value = getattr(info, name)
-                values[name] = int(value) if name in _BOOL_FIELDS else value
-            values["problem_count"] = len(problems)
-            values.update(
-                summary=json.dumps(record.summary, separators=(",", ":"), default=str),
-                problems=json.dumps(problems),
-                out_size=cp.out.size if cp.out else None,
-                out_mtime_ns=cp.out.mtime_ns if cp.out else None,
-                err_size=cp.err.size if cp.err else None,
-                err_mtime_ns=cp.err.mtime_ns if cp.err else None,
-                indexed_at=record.indexed_at or time.time(),
-                original_bytes=record.original_bytes,
-                anonymized_bytes=record.anonymized_bytes,
-                text_bytes=text_bytes,
-                pruned_at=None,
-                original_pruned_at=None,
-            )
-            job_rows.append([values[c] for c in _JOB_COLS])
-        _insert_rows(conn, "jobs", _JOB_COLS, job_rows)
-        _insert_rows(conn, "sections", _SECTION_COLS, section_rows)
-        _insert_rows(conn, "section_text", ("id", "codec", "body"), text_rows)
+        ids = assign_ids(records, old, self._next_seqs(conn, epochs_needing_ids(records, old)))
+        rows = batch_rows(ids, records, self.codec)
+        _insert_rows(conn, "jobs", JOB_COLS, rows.jobs)
+        _insert_rows(conn, "sections", SECTION_COLS, rows.sections)
+        _insert_rows(conn, "section_text", TEXT_COLS, rows.texts)
         # FTS5 buffers a transaction's rows in memory only while rowids ascend (a
         # smaller one makes it write out what it holds), so they go in sorted
-        fts_rows.sort()
-        _insert_rows(conn, "section_fts", ("rowid", "body"), fts_rows)
+        _insert_rows(conn, "section_fts", ("rowid", "body"), sorted(rows.searchable))
         return ids
 
     @staticmethod
@@ -708,43 +479,6 @@ class SQLiteIndex:
             conn.execute("DELETE FROM section_text WHERE id BETWEEN ? AND ?", (lo, hi))
             conn.execute("DELETE FROM sections WHERE id BETWEEN ? AND ?", (lo, hi))
 
-    # -- reading jobs --------------------------------------------------------------
-    def _jobs(self, where: str, params: Sequence[Any], limit: int) -> list[JobRow]:
-        rows = self._conn().execute(
-            f"SELECT {_JOB_SELECT} FROM jobs j WHERE {where} ORDER BY j.id DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [_job_from_row(r) for r in rows]
-
-    def job(self, job_id: int) -> JobRow | None:
-        """The job with this id."""
-        found = self._jobs("j.id = ?", [job_id], 1)
-        return found[0] if found else None
-
-    def job_by_path(self, path: str) -> JobRow | None:
-        """The job with this path."""
-        found = self._jobs("j.path = ?", [path], 1)
-        return found[0] if found else None
-
-    def jobs_by_ref(self, ref: JobRef, *, limit: int = 20) -> list[JobRow]:
-        """Jobs with this factory id (``C`` alone: every proc of the cluster), newest first."""
-        if ref.proc is None:
-            return self._jobs("j.cluster = ?", [ref.cluster], limit)
-        return self._jobs("j.cluster = ? AND j.proc = ?", [ref.cluster, ref.proc], limit)
-
-    def jobs_by_uuid(self, uuid: str, *, limit: int = 20) -> list[JobRow]:
-        """Jobs with this glidein uuid (lowercase)."""
-        return self._jobs("j.glidein_uuid = ?", [uuid.lower()], limit)
-
-    def sections(self, job_id: int) -> list[SectionInfo]:
-        """The sections of a job, in file order."""
-        lo, hi = section_id_range(job_id)
-        rows = self._conn().execute(
-            f"SELECT {_SECTION_SELECT} FROM sections s WHERE s.id BETWEEN ? AND ? ORDER BY s.id DESC",
-            (lo, hi),
-        )
-        return [_section_from_row(r) for r in rows]
-
     def section_texts(self, section_ids: Sequence[int]) -> dict[int, str]:
         """The texts of sections, by id."""
         out: dict[int, str] = {}
@@ -757,7 +491,7 @@ class SQLiteIndex:
                 chunk,
             )
             for sid, codec, body in rows:
-                out[sid] = codec_named(codec).decompress(body).decode("utf-8", "replace")
+                out[sid] = decode_text(codec, body)
         return out
 
     # -- searching -----------------------------------------------------------------
@@ -789,31 +523,15 @@ class SQLiteIndex:
                     plan.job_driven = in_range > enough
         return plan
 
-    def _row(self, plan: _Plan, row: Sequence[Any]) -> IndexRow:
-        if plan.sections:
-            section = _section_from_row(row, 1)
-            return IndexRow(row[0], _job_from_row(row, 1 + len(_SECTION_COLS)), section)
-        return IndexRow(row[0], _job_from_row(row, 1))
-
-    def rows(
-        self,
-        query: SearchQuery,
-        *,
-        after: int | None = None,
-        order: Order = "desc",
-        limit: int = 50,
-        anonymized_only: bool = False,
-    ) -> list[IndexRow]:
-        """One page of rows matching ``query`` (its regex excepted), after key ``after``."""
-        plan = self._plan(query, anonymized_only)
-        direction = "DESC" if order == "desc" else "ASC"
-        beyond = "<" if order == "desc" else ">"
+    def _page(self, plan: _Plan, *, after: int | None, order: Order, limit: int) -> list[IndexRow]:
+        """One page of ``plan``'s rows, after key ``after``."""
+        direction, beyond = sql_order(order)
         conn = self._conn()
         if not plan.job_driven:
             extra = [(f"{plan.key} {beyond} ?", [after])] if after is not None else []
             where, params = plan.where(extra)
             sql = f"{plan.select} FROM {plan.from_(rows=True)}{where} ORDER BY {plan.key} {direction} LIMIT ?"
-            return [self._row(plan, r) for r in conn.execute(sql, [*params, limit])]
+            return [index_row(plan.sections, r) for r in conn.execute(sql, [*params, limit])]
         # the jobs drive: take them in key order, a growing chunk at a time, and sort
         # only the matching section rows of each chunk
         jobs_where, jobs_params = plan.jobs_where()
@@ -843,27 +561,14 @@ class SQLiteIndex:
                 f"{plan.select} FROM {plan.from_(rows=True)}{where}"
                 f" ORDER BY {plan.key} {direction} LIMIT ?"
             )
-            out.extend(self._row(plan, r) for r in conn.execute(sql, [*params, limit - len(out)]))
+            out.extend(
+                index_row(plan.sections, r) for r in conn.execute(sql, [*params, limit - len(out)])
+            )
             if len(ids) < chunk:
                 break
             job_after = ids[-1] + (-1 if order == "desc" else 1)
             chunk = min(chunk * 4, 4096)
         return out
-
-    def count(
-        self,
-        query: SearchQuery,
-        *,
-        cap: int,
-        anonymized_only: bool = False,
-        timeout: float | None = None,
-    ) -> int | None:
-        """How many rows match (at most ``cap``); None if counting takes over ``timeout`` s."""
-        plan = self._plan(query, anonymized_only)
-        where, params = plan.where()
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM {plan.from_(rows=False)}{where} LIMIT ?)"
-        rows = self._run(sql, [*params, cap], timeout)
-        return None if rows is None else int(rows[0][0])
 
     def _run(self, sql: str, params: Sequence[Any], timeout: float | None) -> list[Any] | None:
         """All rows of a statement; None if it ran past ``timeout`` seconds (interrupted)."""
@@ -883,52 +588,6 @@ class SQLiteIndex:
         finally:
             conn.set_progress_handler(None, 0)
 
-    def time_bounds(
-        self, query: SearchQuery, *, anonymized_only: bool = False
-    ) -> tuple[int, int] | None:
-        """The earliest and latest start epoch among the matching rows."""
-        plan = self._plan(query, anonymized_only)
-        where, params = plan.where()
-        conn = self._conn()
-        if plan.job_driven:
-            row = conn.execute(
-                f"SELECT min({plan.key}), max({plan.key}) FROM {plan.from_(rows=False)}{where}",
-                params,
-            ).fetchone()
-            return None if row[0] is None else (row[0] >> plan.shift, row[1] >> plan.shift)
-        ends = []
-        for direction in ("ASC", "DESC"):
-            sql = (
-                f"SELECT {plan.key} FROM {plan.from_(rows=False)}{where}"
-                f" ORDER BY {plan.key} {direction} LIMIT 1"
-            )
-            row = conn.execute(sql, params).fetchone()
-            if row is None:
-                return None
-            ends.append(row[0] >> plan.shift)
-        return ends[0], ends[1]
-
-    def histogram(
-        self,
-        query: SearchQuery,
-        bucket: int,
-        *,
-        anonymized_only: bool = False,
-        timeout: float | None = None,
-    ) -> dict[int, int] | None:
-        """Matching rows per bucket of start time (``epoch // bucket`` -> count); None if
-        counting takes longer than ``timeout`` seconds."""
-        if bucket < 1:
-            raise ValueError("bucket must be at least one second")
-        plan = self._plan(query, anonymized_only)
-        where, params = plan.where()
-        sql = (
-            f"SELECT ({plan.key} >> {plan.shift}) / ? AS b, count(*) FROM {plan.from_(rows=False)}"
-            f"{where} GROUP BY b"
-        )
-        rows = self._run(sql, [bucket, *params], timeout)
-        return None if rows is None else {int(b): int(n) for b, n in rows}
-
     def explain(self, query: SearchQuery, *, anonymized_only: bool = False) -> list[str]:
         """SQLite's plan for a page of ``query`` (for tuning and tests)."""
         plan = self._plan(query, anonymized_only)
@@ -940,21 +599,6 @@ class SQLiteIndex:
         return [str(r[-1]) for r in self._conn().execute(sql, params)]
 
     # -- retention -----------------------------------------------------------------
-    def retention_entries(self) -> Iterator[RetentionEntry]:
-        """Every job still holding data, oldest first (age: end time, else start time)."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT id, path, coalesce(end_epoch, sort_epoch) AS age, original_bytes,"
-                " anonymized_bytes, text_bytes, original_pruned_at IS NULL AND original_bytes > 0,"
-                " pruned_at IS NULL FROM jobs"
-                " WHERE pruned_at IS NULL ORDER BY age, id"
-            )
-            .fetchall()
-        )
-        for jid, path, age, ob, ab, tb, has_original, has_data in rows:
-            yield RetentionEntry(jid, path, age, ob, ab, tb, bool(has_original), bool(has_data))
-
     def drop_data(self, job_ids: Sequence[int], *, original_only: bool = False) -> None:
         """Record pruned archives; drop the texts of fully pruned jobs (rows stay)."""
         conn = self._conn()
@@ -990,26 +634,11 @@ class SQLiteIndex:
         conn.execute("INSERT INTO section_fts(section_fts) VALUES ('optimize')")
         conn.execute("PRAGMA optimize")
 
-    def stats(self) -> dict[str, Any]:
-        """Counts and sizes: jobs, sections, pruned jobs, bytes archived and stored."""
-        conn = self._conn()
-        jobs, pruned, ob, ab, tb = conn.execute(
-            "SELECT count(*), count(pruned_at), coalesce(sum(original_bytes), 0),"
-            " coalesce(sum(anonymized_bytes), 0), coalesce(sum(text_bytes), 0) FROM jobs"
-        ).fetchone()
-        sections = conn.execute("SELECT count(*) FROM sections").fetchone()[0]
+    def _database_bytes(self) -> int:
+        """The size of the database file with its write-ahead log."""
         size = 0
         for suffix in ("", "-wal"):
             p = Path(f"{self.path}{suffix}")
             if p.exists():
                 size += os.path.getsize(p)
-        return {
-            "url": self.url,
-            "jobs": jobs,
-            "pruned_jobs": pruned,
-            "sections": sections,
-            "original_bytes": ob,
-            "anonymized_bytes": ab,
-            "text_bytes": tb,
-            "database_bytes": size,
-        }
+        return size

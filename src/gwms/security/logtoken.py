@@ -48,12 +48,12 @@ from gwms.security.hybrid import RsaKeyPair
 from gwms.security.keyfiles import KeyFileError, validate_key_id
 from gwms.security.tokens import (
     MAX_TOKEN_LENGTH,
-    TokenBadSignature,
     TokenExpired,
     TokenMalformed,
     TokenNotYetValid,
     TokenUnknownKey,
     TokenWrongAudience,
+    decode_signed,
 )
 
 __all__ = [
@@ -475,24 +475,7 @@ class LogTokenVerifier:
             raise TokenMalformed(
                 f"malformed token: algorithm {algorithm!r} does not fit key {kid!r}"
             )
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except jwt.InvalidSignatureError:
-            raise TokenBadSignature("token signature does not verify") from None
-        except jwt.PyJWTError as exc:
-            raise TokenMalformed(f"malformed token: {exc}") from None
+        claims = decode_signed(token, key, algorithm, "token signature does not verify")
         if not isinstance(claims, dict):
             raise TokenMalformed("malformed token: the payload is not a JSON object")
         if claims.get("scope") != LOG_PUSH_SCOPE:

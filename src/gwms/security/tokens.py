@@ -382,6 +382,36 @@ def _string(claims: Mapping[str, Any], name: str) -> str:
 SIGNATURE_CACHE_SIZE = 4096
 
 
+def decode_signed(token: str, key: Any, algorithm: str, bad_signature: str) -> dict[str, Any]:
+    """The claims of ``token`` once its signature verifies with ``key`` (``algorithm``
+    only); no claim is checked here (callers check them and name what failed).
+
+    Raises :class:`TokenBadSignature` (with the message ``bad_signature``) or
+    :class:`TokenMalformed`. Shared by pool tokens and the log-push tokens.
+    """
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+                "require": [],
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise TokenBadSignature(bad_signature) from None
+    except jwt.PyJWTError as exc:
+        raise TokenMalformed(f"malformed token: {exc}") from None
+
+
 class TokenVerifier:
     """Checks pool tokens against a set of signing keys and accepted issuers.
 
@@ -459,27 +489,7 @@ class TokenVerifier:
         key = self._keys.get(kid)
         if key is None:
             raise TokenUnknownKey(f"token signed with unknown key {kid!r}")
-        try:
-            claims = jwt.decode(
-                token,
-                key.secret,
-                algorithms=[ALGORITHM],
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                    "verify_sub": False,
-                    "verify_jti": False,
-                    "require": [],
-                },
-            )
-        except jwt.InvalidSignatureError:
-            raise TokenBadSignature(f"token signature does not match key {kid!r}") from None
-        except jwt.PyJWTError as exc:
-            raise TokenMalformed(f"malformed token: {exc}") from None
+        claims = decode_signed(token, key.secret, ALGORITHM, f"token signature does not match key {kid!r}")
         verified = self._check_claims(claims, kid, frozenset(required_scopes))
         if len(self._signature_ok) >= SIGNATURE_CACHE_SIZE:
             self._signature_ok.clear()

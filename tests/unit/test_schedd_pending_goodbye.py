@@ -10,30 +10,16 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_schedd_claims import book
+from test_schedd_claims import slot as claims_slot
 
 from gwms.pool.resources import Resources
-from gwms.pool.schedd.claims import DEPARTED_MEMORY, ClaimBook, Offer, PendingMatch, leaves_with
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from gwms.pool.schedd.claims import DEPARTED_MEMORY, Offer, PendingMatch, leaves_with
 
 
 def slot(name: str, identity: str = "glidein@pool", startd: str | None = "agent-1", **attrs: Any) -> dict[str, Any]:
-    ad: dict[str, Any] = {"Name": name, "AuthenticatedIdentity": identity, "Cpus": 4, "Memory": 8192, **attrs}
-    if startd is not None:
-        ad["GwmsStartdId"] = startd
-    return ad
-
-
-def book(**kw: Any) -> tuple[ClaimBook, Clock]:
-    clock = Clock()
-    counter = iter(range(1, 10**9))
-    return ClaimBook(clock=clock, new_id=lambda: f"c{next(counter)}", **kw), clock
+    """A slot ad of a glidein's agent (the claim book tests' helper, another identity)."""
+    return claims_slot(name, identity, startd, **attrs)
 
 
 def test_goodbye_drops_the_agents_pending_matches_and_frees_their_jobs() -> None:

@@ -111,8 +111,11 @@ def test_second_sigterm_vacates(pyz: Path, pool: FakePool, tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         assert pool.wait_for(lambda: pool.ads.get("slot1@z@test", {}).get("Activity") == "Retiring", timeout=10)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        assert job.status == IDLE and job.vacates and "shutting down" in job.vacates[0]
+        assert proc.wait(30) == 0  # at once: the 60 s job is not waited for
+        # vacated back to idle; the reason is the fast verdict's ("shutting down") or, if
+        # the agent reached its exit first, the exit's ("exiting") -- seen once in CI under load
+        assert job.status == IDLE and len(job.vacates) == 1
+        assert "shutting down" in job.vacates[0] or "the startd is exiting" in job.vacates[0], job.vacates
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -687,7 +687,8 @@ def index_cmd(
             click.echo(f"error: {path}: {message}", err=True)
         if len(r.errors) > 20:
             click.echo(f"error: ... and {len(r.errors) - 20} more", err=True)
-        click.echo(r.line())
+        if not follow or r.changed or r.errors or r.indexed:  # following: quiet when nothing changed
+            click.echo(r.line())
         if pushed:  # pushed files superseded by the factory's finished copy, or too old
             from gwms.monitor.push import prune_pushed
 

@@ -111,15 +111,73 @@ def pack(
     if kind not in ARCHIVE_KINDS:
         raise ArchiveError(f"unknown archive kind {kind!r}")
     codec = codec or default_codec()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(PurePosixPath(name).name)
-            info.size = len(data)
-            info.mode = 0o600 if kind == "original" else 0o644
-            info.mtime = int((mtimes or {}).get(name, 0))
-            tar.addfile(info, io.BytesIO(data))
-    return ArchiveItem(_check_job_path(job_path), kind, codec.name, codec.compress(buf.getvalue()))
+    mode = 0o600 if kind == "original" else 0o644
+    entries = [
+        (PurePosixPath(name).name, data, int((mtimes or {}).get(name, 0)))
+        for name, data in files.items()
+    ]
+    tar = _plain_tar(entries, mode)
+    if tar is None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as out:
+            for name, data, mtime in entries:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = mode
+                info.mtime = mtime
+                out.addfile(info, io.BytesIO(data))
+        tar = buf.getvalue()
+    return ArchiveItem(_check_job_path(job_path), kind, codec.name, codec.compress(tar))
+
+
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+_OCTAL_11 = 8**11  # the largest size or mtime a plain ustar header holds, plus one
+
+
+def _plain_tar(entries: Sequence[tuple[str, bytes, int]], mode: int) -> bytes | None:
+    """The bytes ``tarfile`` writes (PAX format) for regular files with short ASCII names
+    (name, data, mtime), owned by uid/gid 0 without names; None when one needs more than a
+    plain ustar header (``tarfile`` then writes it). Written directly: ``tarfile`` spends
+    more time on two headers than compressing the whole archive takes."""
+    parts: list[bytes] = []
+    for name, data, mtime in entries:
+        raw = name.encode("ascii", "replace")
+        size = len(data)
+        if (
+            not name.isascii()
+            or not name
+            or len(raw) > 100
+            or not 0 <= size < _OCTAL_11
+            or not 0 <= mtime < _OCTAL_11
+        ):
+            return None
+        head = b"".join(
+            (
+                raw.ljust(100, b"\0"),
+                b"%07o\0" % (mode & 0o7777),
+                b"0000000\0",  # uid
+                b"0000000\0",  # gid
+                b"%011o\0" % size,
+                b"%011o\0" % mtime,
+                b"        ",  # the checksum, counted as spaces
+                tarfile.REGTYPE,
+                bytes(100),  # link name
+                tarfile.POSIX_MAGIC,
+                bytes(64),  # user and group names
+                bytes(16 + 155),  # device numbers (none for a file), prefix
+            )
+        ).ljust(_BLOCK, b"\0")
+        head = head[:148] + b"%06o\0 " % sum(head) + head[156:]
+        parts.append(head)
+        parts.append(data)
+        if size % _BLOCK:
+            parts.append(bytes(_BLOCK - size % _BLOCK))
+    parts.append(bytes(2 * _BLOCK))
+    total = sum(len(p) for p in parts)
+    if total % _RECORD:
+        parts.append(bytes(_RECORD - total % _RECORD))
+    return b"".join(parts)
 
 
 class _PacksArchives:
@@ -185,7 +243,7 @@ class Archive(_PacksArchives, PerThreadConnections[sqlite3.Connection]):
 
     Args:
         root: the archive directory (created when first written).
-        codec: how new archives are compressed (default: zstd level 3, else gzip level 1).
+        codec: how new archives are compressed (default: zstd level 1, else gzip level 1).
 
     Connections are per thread; writes are batched by the caller (:meth:`put`).
     """

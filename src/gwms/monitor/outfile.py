@@ -21,6 +21,7 @@ may then be tokens such as ``u-k1a2b3c4-...`` rather than names and numbers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -254,12 +255,30 @@ class OutSummary:
         return data
 
 
+def _at_line_starts(pattern: re.Pattern[str], text: str, needle: str) -> Iterator[re.Match[str]]:
+    """The matches of ``pattern`` in ``text``, in order, for a MULTILINE pattern that is
+    ``^`` + ``needle`` + more of one line: what ``pattern.finditer(text)`` gives, found by
+    ``str.find`` (the regex engine tries every position of the text for a ``^``)."""
+    i = text.find(needle)
+    while i >= 0:
+        if i == 0 or text[i - 1] == "\n":
+            m = pattern.match(text, i)
+            if m is not None:
+                yield m
+        i = text.find(needle, i + 1)
+
+
+def _first(pattern: re.Pattern[str], text: str, needle: str) -> re.Match[str] | None:
+    """``pattern.search(text)`` for a pattern :func:`_at_line_starts` takes."""
+    return next(_at_line_starts(pattern, text, needle), None)
+
+
 def parse_out(text: str | bytes) -> OutSummary:
     """Parse an ``.out`` file's text (or bytes) into an :class:`OutSummary`; never raises on content."""
     if isinstance(text, (bytes, bytearray)):
         text = text_of(bytes(text))
     s = OutSummary()
-    m = _STARTING.search(text)
+    m = _first(_STARTING, text, "Starting glidein_startup.sh at ")
     if m:
         s.start_date = m.group("date")
         s.start_epoch = _int(m.group("epoch"))
@@ -273,27 +292,31 @@ def parse_out(text: str | bytes) -> OutSummary:
         s.header.setdefault(h.group("key"), h.group("value"))
     if not s.header:
         s.problems.append("no header lines")
-    r = _RUNNING.search(head)
+    r = _first(_RUNNING, head, "Running on ")
     if r:
         s.host = r.group("host")
-    for pattern, attr in ((_SYSTEM, "system"), (_RELEASE, "release"), (_AS, "identity")):
-        found = pattern.search(head)
+    for pattern, attr, needle in (
+        (_SYSTEM, "system", "System: "),
+        (_RELEASE, "release", "Release: "),
+        (_AS, "identity", "As: "),
+    ):
+        found = _first(pattern, head, needle)
         if found:
             setattr(s, attr, found.group("v").rstrip("\r"))
-    pid = _PID.search(head)
+    pid = _first(_PID, head, "PID: ")
     if pid:
         s.pid = int(pid.group("v"))
     if s.identity is not None:
         ident = parse_identity(s.identity)
         s.uid, s.user, s.gid, s.group = ident["uid"], ident["user"], ident["gid"], ident["group"]
-    m = _LAST_SCRIPT.search(text)
+    m = _first(_LAST_SCRIPT, text, "=== Last script starting ")
     if m:
         s.last_script_epoch = int(m.group("epoch"))
         s.validation_seconds = int(m.group("secs"))
-    m = _CONDOR_START.search(text)
+    m = _first(_CONDOR_START, text, "=== Condor starting ")
     if m:
         s.condor_start_epoch = int(m.group("epoch"))
-    m = _CONDOR_END.search(text)
+    m = _first(_CONDOR_END, text, "=== Condor ended ")
     if m:
         s.condor_end_epoch = int(m.group("epoch"))
         s.condor_seconds = int(m.group("secs"))
@@ -316,7 +339,7 @@ def parse_out(text: str | bytes) -> OutSummary:
         acts = [int(a.group("n")) for a in _ACTIVATIONS.finditer(text)]
     if acts:
         s.activations = sum(acts)
-    ends = list(_ENDING.finditer(text))
+    ends = list(_at_line_starts(_ENDING, text, "=== Glidein ending "))
     if ends:
         e = ends[-1]
         s.end_epoch = int(e.group("epoch"))
@@ -325,7 +348,7 @@ def parse_out(text: str | bytes) -> OutSummary:
         s.total_seconds = int(e.group("secs"))
     else:
         s.problems.append("no 'Glidein ending' marker (the glidein did not finish)")
-    x = _XML.search(text)
+    x = _first(_XML, text, "=== XML description of glidein activity ===")
     if x:
         s.xml = x.group("xml")
     return s

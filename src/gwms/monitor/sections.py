@@ -620,6 +620,32 @@ def _section_at(text: str, m: re.Match[str], floor: int) -> Section:
     )
 
 
+# What every line :data:`_START` matches contains (a log header, the XML start marker).
+_START_NEEDLES = ("gzip | uuencode", XML_START_MARKER)
+
+
+def _header_matches(text: str) -> list[re.Match[str]]:
+    """The matches of :data:`_START` in ``text``, in order: what ``_START.finditer`` gives.
+
+    Each match is one whole line holding one of :data:`_START_NEEDLES`, so only those
+    lines are tried (``str.find`` skips the base64 between them far faster than the
+    regex engine tries every line of it).
+    """
+    line_starts: set[int] = set()
+    for needle in _START_NEEDLES:
+        i = text.find(needle)
+        while i >= 0:
+            line_starts.add(text.rfind("\n", 0, i) + 1)
+            eol = text.find("\n", i)
+            i = text.find(needle, eol + 1) if eol >= 0 else -1
+    out = []
+    for start in sorted(line_starts):
+        m = _START.match(text, start)
+        if m is not None:
+            out.append(m)
+    return out
+
+
 def split_err(text: str | bytes) -> ErrFile:
     """Cut an ``.err`` text into plain parts and decoded sections (never raises on bad data).
 
@@ -631,7 +657,7 @@ def split_err(text: str | bytes) -> ErrFile:
     parts: list[str] = []
     sections: list[Section] = []
     pos = 0
-    for m in _START.finditer(text):
+    for m in _header_matches(text):
         if m.start() < pos:  # inside a section already taken (cannot happen for valid data)
             continue
         sec = _section_at(text, m, pos)

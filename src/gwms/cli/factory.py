@@ -29,9 +29,9 @@ from typing import Any
 
 import click
 
-from gwms.errors import GwmsError, UsageError
+from gwms.cli.endpoint import ENDPOINT_FILE
+from gwms.errors import UsageError
 
-ENDPOINT_FILE = "endpoint.json"
 _RELATIVE = re.compile(r"^\+(\d+(?:\.\d+)?)([smhdw]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -151,45 +151,11 @@ def parse_when(text: str, now: float) -> float:
     return dt.timestamp()
 
 
-def _data_dir(explicit: Path | None) -> Path:
-    from gwms.pool.clientfile import pool_dir
-
-    return Path(explicit) if explicit else pool_dir(None)
-
-
 def _client(factory_url: str | None, data_dir: Path | None, token_file: Path | None) -> Any:
-    from gwms.net import SyncServiceClient
+    from gwms.cli.endpoint import service_client
     from gwms.security import scopes
-    from gwms.security.tokens import read_token_file
 
-    data = _data_dir(data_dir)
-    url = factory_url
-    if not url:
-        endpoint = data / "factory" / ENDPOINT_FILE
-        try:
-            url = str(json.loads(endpoint.read_text())["url"])
-        except (OSError, ValueError, KeyError):
-            raise GwmsError(f"no running factory found ({endpoint} is missing)",
-                            hint="give --factory URL, or --data DIR of `gwms factory run`") from None
-    token: str | None = None
-    if token_file:
-        token = read_token_file(token_file)
-    elif (data / "keys").is_dir():
-        from gwms.security.layout import SecurityLayout
-
-        token = SecurityLayout(data).mint_token("admin", [scopes.ADMINISTRATOR])
-    else:
-        from gwms.pool.clientfile import load_client_file
-
-        try:
-            token = load_client_file(str(data)).token
-        except GwmsError:
-            token = None
-    verify: bool | str = True
-    ca = data / "ca" / "ca.pem"
-    if ca.exists():
-        verify = str(ca)
-    return SyncServiceClient(url, token=token, verify=verify, service="factory", timeout=30)
+    return service_client("factory", factory_url, data_dir, token_file, scopes.ADMINISTRATOR)
 
 
 def _common(f: Any) -> Any:

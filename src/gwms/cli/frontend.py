@@ -18,9 +18,8 @@ from typing import Any
 
 import click
 
+from gwms.cli.endpoint import ENDPOINT_FILE
 from gwms.errors import GwmsError
-
-ENDPOINT_FILE = "endpoint.json"
 
 
 @click.group(name="frontend")
@@ -115,39 +114,10 @@ def run_cmd(config_path: Path, data_dir: Path | None, port: int, host: str, watc
 
 
 def _client(frontend_url: str | None, data_dir: Path | None, token_file: Path | None) -> Any:
-    from gwms.net import SyncServiceClient
-    from gwms.pool.clientfile import pool_dir
+    from gwms.cli.endpoint import service_client
     from gwms.security import scopes
-    from gwms.security.tokens import read_token_file
 
-    data = Path(data_dir) if data_dir else pool_dir(None)
-    url = frontend_url
-    if not url:
-        endpoint = data / "frontend" / ENDPOINT_FILE
-        try:
-            url = str(json.loads(endpoint.read_text())["url"])
-        except (OSError, ValueError, KeyError):
-            raise GwmsError(f"no running frontend found ({endpoint} is missing)",
-                            hint="give --frontend URL, or --data DIR of `gwms frontend run`") from None
-    token: str | None = None
-    if token_file:
-        token = read_token_file(token_file)
-    elif (data / "keys").is_dir():
-        from gwms.security.layout import SecurityLayout
-
-        token = SecurityLayout(data).mint_token("admin", [scopes.READ])
-    else:
-        from gwms.pool.clientfile import load_client_file
-
-        try:
-            token = load_client_file(str(data)).token
-        except GwmsError:
-            token = None
-    verify: bool | str = True
-    ca = data / "ca" / "ca.pem"
-    if ca.exists():
-        verify = str(ca)
-    return SyncServiceClient(url, token=token, verify=verify, service="frontend", timeout=30)
+    return service_client("frontend", frontend_url, data_dir, token_file, scopes.READ)
 
 
 def render_status(status: dict[str, Any], group: str | None = None) -> str:

@@ -25,7 +25,7 @@ def test_the_url_comes_from_the_endpoint_file_and_the_token_from_the_keys(tmp_pa
     (tmp_path / "factory" / "endpoint.json").write_text(json.dumps({"url": "http://127.0.0.1:1"}))
     with service_client("factory", None, tmp_path, None, scopes.ADMINISTRATOR) as client:
         assert client.base_url == "http://127.0.0.1:1"
-        token = client._policy.token  # noqa: SLF001 - what the requests will carry
+        token = client._policy.token
     claims = layout.verifier().verify(token, [scopes.ADMINISTRATOR])
     assert claims.subject.startswith("admin@")
 
@@ -35,4 +35,4 @@ def test_an_explicit_url_and_token_file_win(tmp_path: Path) -> None:
     token_file.write_text("abc\n")
     token_file.chmod(0o600)  # token files must be private
     with service_client("frontend", "http://127.0.0.1:2", tmp_path, token_file, scopes.READ) as client:
-        assert client.base_url == "http://127.0.0.1:2" and client._policy.token == "abc"  # noqa: SLF001
+        assert client.base_url == "http://127.0.0.1:2" and client._policy.token == "abc"

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -259,6 +260,18 @@ def _read_manifest(path: Path) -> dict | None:
     return None
 
 
+def _mode_option(help_text: str) -> Any:
+    """``--mode reversible|irreversible`` (anonymization)."""
+    return click.option("--mode", type=click.Choice(["reversible", "irreversible"]), default="reversible",
+                        show_default=True, help=help_text)
+
+
+def _policy_option(help_text: str) -> Any:
+    """``--policy FILE`` (an anonymization policy, YAML)."""
+    return click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help=help_text)
+
+
 @logs.command("anonymize")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_key_dir_option
@@ -269,19 +282,8 @@ def _read_manifest(path: Path) -> dict | None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the anonymized files (the input layout is kept).",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["reversible", "irreversible"]),
-    default="reversible",
-    show_default=True,
-    help="reversible: Crypto-PAn and AES-SIV tokens; irreversible: HMAC pseudonyms, truncation, redaction.",
-)
-@click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Policy file (YAML): actions and allow-lists per entity kind.",
-)
+@_mode_option("reversible: Crypto-PAn and AES-SIV tokens; irreversible: HMAC pseudonyms, truncation, redaction.")
+@_policy_option("Policy file (YAML): actions and allow-lists per entity kind.")
 @click.option(
     "--verify",
     is_flag=True,
@@ -359,12 +361,7 @@ def anonymize(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the restored files.",
 )
-@click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The policy the files were anonymized with (default: from their manifest).",
-)
+@_policy_option("The policy the files were anonymized with (default: from their manifest).")
 @click.option(
     "--key-id",
     metavar="KID",
@@ -618,19 +615,8 @@ def _anonymizer(
     type=click.Path(file_okay=False, path_type=Path),
     help="Anonymization keys (default: DATA/anon-keys, created on first use).",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["reversible", "irreversible"]),
-    default="reversible",
-    show_default=True,
-    help="Anonymization mode.",
-)
-@click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Anonymization policy (YAML).",
-)
+@_mode_option("Anonymization mode.")
+@_policy_option("Anonymization policy (YAML).")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -1128,9 +1114,9 @@ def serve_cmd(
     )
     push = None
     if push_keys:
-        from gwms.security.logtoken import LogTokenVerifier, load_public_keys, normalize_url
         from gwms.monitor.archive import parse_size
         from gwms.monitor.push import PUSH_PREFIX, PushReceiver
+        from gwms.security.logtoken import LogTokenVerifier, load_public_keys, normalize_url
 
         push_verifier = LogTokenVerifier(
             load_public_keys(push_keys), push_url or f"http://{host}:{port}{PUSH_PREFIX}"

@@ -13,11 +13,13 @@ from e2e_system import JobClass, Sampler, System, check_outputs, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-#: Long enough (5 s jobs) for the six kills to land while jobs run.
+#: Long enough for the six kills to land while jobs run: a run of 48 jobs of 5 s once ended
+#: after the fourth kill (about 2 jobs/s complete between kills), so 110 jobs of 6 s (about
+#: a minute of work at that rate, while the six kills take about 35 s).
 WORKLOAD = [
-    JobClass("any", 30, cpus=1, memory=256, seconds=5),
-    JobClass("a_only", 9, cpus=1, memory=1024, sites=("SiteA",), seconds=5),
-    JobClass("bc_two", 9, cpus=2, memory=3000, sites=("SiteB", "SiteC"), seconds=5),
+    JobClass("any", 80, cpus=1, memory=256, seconds=6),
+    JobClass("a_only", 15, cpus=1, memory=1024, sites=("SiteA",), seconds=6),
+    JobClass("bc_two", 15, cpus=2, memory=3000, sites=("SiteB", "SiteC"), seconds=6),
 ]
 #: Every service of gwms up, in the order they are killed.
 SERVICES = ["negotiator", "schedd", "collector", "wms", "factory", "frontend"]

@@ -194,13 +194,20 @@ def test_non_canonical_base64_is_refused():
         Decryptor(pair()).decrypt(_with_part(envelope, 2, twin), aad)
 
 
+#: One envelope for every example of the property below (encryption is randomized).
+_FIXED_ENVELOPE = _envelope()
+
+
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_any_single_character_change_fails(data):
-    envelope, aad = _envelope()
+    envelope, aad = _FIXED_ENVELOPE
     pos = data.draw(st.integers(0, len(envelope) - 1))
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_. =+/"
-    char = data.draw(st.sampled_from(alphabet).filter(lambda c: c != envelope[pos]))
+    # a shift within the alphabet, not a filter on the envelope's character: what is drawn
+    # must not depend on the envelope's (random) bytes, or hypothesis cannot replay it
+    shift = data.draw(st.integers(1, len(alphabet) - 1))
+    char = alphabet[(alphabet.index(envelope[pos]) + shift) % len(alphabet)]
     altered = envelope[:pos] + char + envelope[pos + 1 :]
     with pytest.raises(DecryptionError):
         Decryptor(pair()).decrypt(altered, aad)

@@ -449,3 +449,17 @@ def test_sqlite_fts_settings_are_stored_once(tmp_path: Path) -> None:
     config = dict(index._conn().execute("SELECT k, v FROM section_fts_config"))
     assert config["automerge"] == 8 and config["hashsize"] == 64 * 1024 * 1024
     index.close()
+
+
+def test_sqlite_new_index_has_16k_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "new.sqlite")
+    assert index._conn().execute("PRAGMA page_size").fetchone()[0] == 16384
+    index.close()
+    with sqlite3.connect(tmp_path / "old.sqlite") as db:  # made by an earlier gwms: 4 KB pages
+        db.execute("PRAGMA page_size=4096")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t(x)")
+    old = SQLiteIndex(tmp_path / "old.sqlite")
+    assert old._conn().execute("PRAGMA page_size").fetchone()[0] == 4096
+    old.store([])
+    old.close()

@@ -322,3 +322,42 @@ def test_worker_processes_build_the_same_index(tmp_path: Path) -> None:
         index.close()
         archive.close()
     assert seen[1] == seen[2]
+
+
+def _worker_report(_: object) -> tuple[int, int]:
+    return os.getpid(), os.nice(0)
+
+
+def test_parsing_workers_run_at_a_lower_priority_than_the_storing_process() -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=indexer_module._worker_init,
+        initargs=(None, None, "zstd"),
+    )
+    with pool:
+        pid, nice = pool.submit(_worker_report, None).result(timeout=60)
+    assert pid != os.getpid()
+    assert nice == os.nice(0) + indexer_module.WORKER_NICE
+
+
+def test_a_pass_raises_the_gc_threshold_and_restores_it(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[int] = []
+    src = write_jobs(tmp_path / "src", JOBS[:2])
+    index = open_index(tmp_path / "data" / "index.sqlite")
+    ix = Indexer(index, src, archive=Archive(tmp_path / "data" / "archive"), workers=1)
+    report = ix.run_pass(progress=lambda *a: seen.append(gc.get_threshold()[0]))
+    assert report.indexed == 2
+    assert seen and all(t == indexer_module.GC_THRESHOLD for t in seen)
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), indexer_module.fewer_gc_passes(50_000):
+        assert gc.get_threshold()[0] == 50_000
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before
+    index.close()

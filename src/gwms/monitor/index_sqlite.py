@@ -74,6 +74,9 @@ __all__ = ["SCHEMA_VERSION", "SQLiteIndex"]
 
 SCHEMA_VERSION = 1
 
+#: The page size of a new index file (bytes).
+PAGE_SIZE = 16384
+
 #: The FTS5 tokenizer: unicode61 without diacritics folding (faster; logs rarely have any).
 TOKENIZER = "unicode61 remove_diacritics 0"
 
@@ -374,6 +377,9 @@ class SQLiteIndex(SqlLogIndex[_Plan], PerThreadConnections[sqlite3.Connection]):
                 conn = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
                 )
+                # a new file only (an existing one keeps its page size): FTS5 writes its
+                # segments about 15% faster on 16 KB pages than on the default 4 KB
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA temp_store=MEMORY")

@@ -38,7 +38,13 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Literal
+
+try:  # zlib-ng inflates about three times as fast as zlib, with the same results and API
+    from zlib_ng import zlib_ng as _FAST_INFLATE
+except ImportError:  # pragma: no cover - zlib-ng is a dependency; zlib still does the work
+    _FAST_INFLATE = zlib
 
 __all__ = [
     "DEFAULT_BEGIN",
@@ -278,11 +284,15 @@ def _parse_header(buf: bytes, pos: int) -> tuple[GzipHeader, int] | str:
     return header, p
 
 
-def decode_gzip_members(buf: bytes) -> tuple[list[GzipMember], str | None]:
+def decode_gzip_members(
+    buf: bytes, *, inflate: ModuleType = _FAST_INFLATE
+) -> tuple[list[GzipMember], str | None]:
     """Decode every member of a (possibly multi-member, possibly damaged) gzip stream.
 
     Returns the members (the last one partial if the stream was cut or corrupt) and the
     first problem met, or None. Zero padding after the last member is accepted silently.
+    ``inflate`` is the zlib-compatible module that decompresses (zlib-ng when installed;
+    the tests check it agrees with :mod:`zlib` on damaged streams too).
     """
     members: list[GzipMember] = []
     view = memoryview(buf)
@@ -301,7 +311,7 @@ def decode_gzip_members(buf: bytes) -> tuple[list[GzipMember], str | None]:
             problem = parsed
             break
         header, p = parsed
-        dec = zlib.decompressobj(-15)
+        dec = inflate.decompressobj(-15)
         chunks: list[bytes] = []
         failed: str | None = None
         # Decompress in pieces so corrupt data still yields what came before it: on an
@@ -312,7 +322,7 @@ def decode_gzip_members(buf: bytes) -> tuple[list[GzipMember], str | None]:
             saved = dec.copy()
             try:
                 chunks.append(dec.decompress(view[q : q + step]))
-            except zlib.error as exc:
+            except inflate.error as exc:
                 failed = f"corrupt gzip data in member {len(members) + 1}: {exc}"
                 dec = saved
                 r = q
@@ -320,7 +330,7 @@ def decode_gzip_members(buf: bytes) -> tuple[list[GzipMember], str | None]:
                     while r < min(n, q + step) and not dec.eof:
                         chunks.append(dec.decompress(view[r : r + 512]))
                         r += 512
-                except zlib.error:
+                except inflate.error:
                     pass
                 break
             q += step
@@ -329,7 +339,7 @@ def decode_gzip_members(buf: bytes) -> tuple[list[GzipMember], str | None]:
             if not failed:
                 try:
                     data += dec.flush()
-                except zlib.error:
+                except inflate.error:
                     pass
             members.append(GzipMember(header, data, complete=False))
             problem = failed or f"gzip member {len(members)} is truncated"
